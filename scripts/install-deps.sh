@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian packages ferry needs, only those missing.
+#   scripts/install-deps.sh build   what building and running ferryd needs
+#   scripts/install-deps.sh test    that, plus what the test suite needs
+set -eu
+build_pkgs="meson ninja-build pkg-config gcc libevent-dev libssl-dev libcrypt-dev libcap-dev libseccomp-dev"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev python3 python3-pytest curl lftp wget iproute2 procps"
+case "${1:-build}" in
+build) want="$build_pkgs" ;;
+test) want="$build_pkgs $test_pkgs" ;;
+*) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "missing Debian packages:$missing (run as root, or install them)" >&2
+	exit 1
+fi
+echo "installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

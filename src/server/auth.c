@@ -1,0 +1,203 @@
+/*
+ * auth.c: the password-checking thread of a worker.
+ *
+ * Requests go in through a mutex-protected queue; finished requests come back as pointers
+ * written to a pipe, read on the loop.  A request is owned by the queue until it comes back
+ * on the pipe; auth_cancel() only clears its callback, so a session can go away at any time.
+ */
+#include "server/auth.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "server/log.h"
+#include "server/users.h"
+
+struct auth_request {
+	TAILQ_ENTRY(auth_request) link;
+	char user[64];
+	char password[512];
+	const struct user_entry *result;
+	bool reject; /* name or password too long: hash anyway, then fail */
+	auth_done_fn *done; /* NULL once cancelled */
+	void *ctx;
+};
+
+struct auth_pool {
+	const struct users *users;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	TAILQ_HEAD(, auth_request) queue;
+	bool stop;
+	int pipe_rd, pipe_wr;
+	struct event *ev;
+	char dummy_hash[128];
+};
+
+/* Compare without an early exit, so that timing says nothing about where a hash differs. */
+static bool equal_ct(const char *a, const char *b, size_t n)
+{
+	unsigned char diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
+static bool check_password(const struct auth_pool *p, const struct auth_request *r,
+			   const struct user_entry **out)
+{
+	const struct user_entry *u = users_find(p->users, r->user);
+	/* An unknown user costs the same hash as a known one: no timing oracle. */
+	const char *setting = u != NULL ? u->hash : p->dummy_hash;
+	struct crypt_data *cd = calloc(1, sizeof(*cd));
+	if (cd == NULL)
+		return false;
+	const char *h = crypt_r(r->password, setting, cd);
+	bool ok = u != NULL && h != NULL && h[0] != '*' && strlen(h) == strlen(u->hash) &&
+		  equal_ct(h, u->hash, strlen(h)) && !r->reject;
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	*out = ok ? u : NULL;
+	return ok;
+}
+
+static void *auth_thread(void *arg)
+{
+	struct auth_pool *p = arg;
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		while (!p->stop && TAILQ_EMPTY(&p->queue))
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->stop) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		struct auth_request *r = TAILQ_FIRST(&p->queue);
+		TAILQ_REMOVE(&p->queue, r, link);
+		pthread_mutex_unlock(&p->lock);
+
+		check_password(p, r, &r->result);
+		explicit_bzero(r->password, sizeof(r->password));
+		ssize_t w;
+		do {
+			w = write(p->pipe_wr, &r, sizeof(r));
+		} while (w < 0 && errno == EINTR);
+		if (w != (ssize_t)sizeof(r))
+			FERR_BUG("auth result pipe");
+	}
+}
+
+static void on_result(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth_pool *p = arg;
+	struct auth_request *r;
+	for (;;) {
+		ssize_t n = read(p->pipe_rd, &r, sizeof(r));
+		if (n != (ssize_t)sizeof(r))
+			return; /* EAGAIN: drained (pointer-sized writes to a pipe are atomic) */
+		if (r->done != NULL)
+			r->done(r->ctx, r->result);
+		free(r);
+	}
+}
+
+struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users)
+{
+	struct auth_pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return NULL;
+	p->users = users;
+	TAILQ_INIT(&p->queue);
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		free(p);
+		return NULL;
+	}
+	p->pipe_rd = fds[0];
+	p->pipe_wr = fds[1];
+	fcntl(p->pipe_rd, F_SETFL, O_NONBLOCK);
+	/* A valid hash of the default method, so that unknown users cost a full hash. */
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	struct crypt_data cd;
+	memset(&cd, 0, sizeof(cd));
+	const char *h = NULL;
+	if (crypt_gensalt_rn(NULL, 0, NULL, 0, salt, sizeof(salt)) != NULL)
+		h = crypt_r("ferry-dummy-password", salt, &cd);
+	if (h == NULL || str_copy(p->dummy_hash, sizeof(p->dummy_hash), h) < 0)
+		str_copy(p->dummy_hash, sizeof(p->dummy_hash), "*");
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->ev = event_new(base, p->pipe_rd, EV_READ | EV_PERSIST, on_result, p);
+	if (p->ev == NULL || event_add(p->ev, NULL) < 0 ||
+	    pthread_create(&p->thread, NULL, auth_thread, p) != 0) {
+		log_error("cannot start the password-checking thread");
+		if (p->ev != NULL)
+			event_free(p->ev);
+		close(p->pipe_rd);
+		close(p->pipe_wr);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void auth_pool_free(struct auth_pool *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	struct auth_request *r;
+	while ((r = TAILQ_FIRST(&p->queue)) != NULL) {
+		TAILQ_REMOVE(&p->queue, r, link);
+		free(r);
+	}
+	/* Results already in the pipe. */
+	while (read(p->pipe_rd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		free(r);
+	event_free(p->ev);
+	close(p->pipe_rd);
+	close(p->pipe_wr);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
+	free(p);
+}
+
+struct auth_request *auth_check(struct auth_pool *p, const char *user, const char *password,
+				auth_done_fn *done, void *ctx)
+{
+	if (p == NULL)
+		return NULL;
+	struct auth_request *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	/* Over-long names or passwords cannot match, but they cost the same hash. */
+	if (str_copy(r->user, sizeof(r->user), user) < 0 ||
+	    str_copy(r->password, sizeof(r->password), password) < 0)
+		r->reject = true;
+	r->done = done;
+	r->ctx = ctx;
+	pthread_mutex_lock(&p->lock);
+	TAILQ_INSERT_TAIL(&p->queue, r, link);
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+void auth_cancel(struct auth_request *req)
+{
+	req->done = NULL;
+	req->ctx = NULL;
+}

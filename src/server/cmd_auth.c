@@ -1,0 +1,133 @@
+/*
+ * cmd_auth.c: USER, PASS, ACCT.  Logins are the same to an observer whatever went wrong:
+ * one reply text, one delay, one hash computed, for unknown users and wrong passwords alike.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/reply.h"
+#include "server/auth.h"
+#include "server/dispatch.h"
+#include "server/log.h"
+#include "server/session.h"
+#include "server/users.h"
+#include "server/vfs.h"
+
+static bool is_anonymous_name(const char *name)
+{
+	return strcasecmp(name, "anonymous") == 0 || strcasecmp(name, "ftp") == 0;
+}
+
+void cmd_user(struct session *s, const char *arg)
+{
+	if (s->flags & SF_LOGGED_IN) {
+		session_reply(s, R_530_NOT_LOGGED_IN, "Cannot change to another user.");
+		return;
+	}
+	if (str_copy(s->username, sizeof(s->username), arg) < 0)
+		s->username[0] = '\0'; /* too long to exist: fails at PASS like any unknown user */
+	s->flags |= SF_USER_GIVEN;
+	session_reply(s, R_331_NEED_PASSWORD,
+		      is_anonymous_name(arg) ? "Anonymous login ok, send your e-mail address as password."
+					     : "Please specify the password.");
+}
+
+static void on_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	event_free(s->delay_timer);
+	s->delay_timer = NULL;
+	session_reply(s, R_530_NOT_LOGGED_IN, "Login incorrect.");
+	if (s->login_failures >= s->srv->cfg->max_login_failures) {
+		log_warn("session %llu: %u failed logins from %s; closing", (unsigned long long)s->id,
+			 s->login_failures, s->peer_str);
+		session_close_after_flush(s, "too many failed logins");
+		return;
+	}
+	session_resume(s);
+}
+
+static void login_failed(struct session *s)
+{
+	s->login_failures++;
+	log_info("session %llu login failed client=%s user=%s", (unsigned long long)s->id,
+		 s->peer_str, s->username);
+	s->username[0] = '\0';
+	s->flags &= ~SF_USER_GIVEN;
+	/* The delay slows guessing; the session waits (busy) until it is over. */
+	s->delay_timer = evtimer_new(s->srv->base, on_delay_over, s);
+	unsigned ms = s->srv->cfg->login_failure_delay;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	if (s->delay_timer == NULL || evtimer_add(s->delay_timer, &tv) < 0) {
+		session_close(s, "out of memory");
+		return;
+	}
+}
+
+static void login_ok(struct session *s, const char *home, unsigned perms, bool anonymous)
+{
+	/* The anonymous root was opened by the master, before it dropped privileges. */
+	int fd = anonymous ? fcntl(s->srv->anon_root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
+	if (fd < 0 && anonymous)
+		fd = -errno;
+	if (fd < 0) {
+		log_error("session %llu: home of %s (%s) unavailable: %s", (unsigned long long)s->id,
+			  s->username, home, strerror(-fd));
+		session_reply(s, R_530_NOT_LOGGED_IN, "Login failed: home directory unavailable.");
+		s->flags &= ~SF_USER_GIVEN;
+		return;
+	}
+	s->root_fd = fd;
+	s->perms = perms;
+	s->flags |= SF_LOGGED_IN;
+	if (anonymous) {
+		s->flags |= SF_ANONYMOUS;
+		str_copy(s->username, sizeof(s->username), "anonymous");
+	}
+	str_copy(s->cwd, sizeof(s->cwd), "/");
+	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
+		 s->username, anonymous ? " (anonymous)" : "");
+	session_reply(s, R_230_LOGGED_IN, "Login successful.");
+	session_touch(s);
+}
+
+static void on_checked(void *ctx, const struct user_entry *u)
+{
+	struct session *s = ctx;
+	s->auth = NULL;
+	if (u == NULL)
+		login_failed(s);
+	else
+		login_ok(s, u->home, u->perms, false);
+	session_resume(s);
+}
+
+void cmd_pass(struct session *s, const char *arg)
+{
+	if (s->flags & SF_LOGGED_IN) {
+		session_reply(s, R_230_LOGGED_IN, "Already logged in.");
+		return;
+	}
+	if (!(s->flags & SF_USER_GIVEN)) {
+		session_reply(s, R_503_BAD_SEQUENCE, "Login with USER first.");
+		return;
+	}
+	const struct config *cfg = s->srv->cfg;
+	if (is_anonymous_name(s->username) && cfg->anonymous && s->srv->anon_root_fd >= 0) {
+		login_ok(s, cfg->root, cfg->anon_permissions, true);
+		return;
+	}
+	/* Everything else, even a user that cannot exist, costs one hash off the loop. */
+	s->auth = auth_check(s->srv->auth, s->username, arg, on_checked, s);
+	if (s->auth == NULL)
+		login_failed(s);
+}
+
+void cmd_acct(struct session *s, const char *arg)
+{
+	session_reply(s, R_202_SUPERFLUOUS, "ACCT not needed.");
+}

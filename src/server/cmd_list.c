@@ -1,0 +1,344 @@
+/*
+ * cmd_list.c: LIST, NLST, MLSD, MLST and STAT with a path.  A directory is read a slice at
+ * a time as the data connection drains (the producer of transfer.h), so a directory of
+ * 100,000 entries costs the memory of one slice, never of the whole listing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "common/listing.h"
+#include "common/reply.h"
+#include "server/dispatch.h"
+#include "server/session.h"
+#include "server/transfer.h"
+#include "server/vfs.h"
+
+#define ENTRIES_PER_FILL 256
+#define STAT_MAX_ENTRIES 2000
+
+enum list_format { FMT_LIST, FMT_NLST, FMT_MLSD };
+
+struct list_ctx {
+	enum list_format fmt;
+	DIR *dir;             /* NULL when listing a single file */
+	bool at_root;         /* the listed directory is the user's root */
+	bool show_hidden;     /* LIST -a */
+	bool single_done;
+	unsigned perms;
+	unsigned facts;
+	time_t now;
+	char single_name[VPATH_MAX]; /* the file, when a file was named */
+	struct stat single_st;
+	struct buf line;
+};
+
+static void list_ctx_free(void *arg)
+{
+	struct list_ctx *c = arg;
+	if (c->dir != NULL)
+		closedir(c->dir);
+	buf_free(&c->line);
+	free(c);
+}
+
+/* RFC 3659 s.7.5.5: the operations this user may perform on the entry. */
+static void perm_letters(unsigned perms, bool dir, char *out)
+{
+	size_t n = 0;
+	if (dir) {
+		if (perms & PERM_WRITE)
+			out[n++] = 'c';
+		if (perms & PERM_DELETE)
+			out[n++] = 'd';
+		if (perms & PERM_READ) {
+			out[n++] = 'e';
+			out[n++] = 'l';
+		}
+		if (perms & PERM_RENAME)
+			out[n++] = 'f';
+		if (perms & PERM_MKDIR)
+			out[n++] = 'm';
+		if (perms & PERM_DELETE)
+			out[n++] = 'p';
+	} else {
+		if (perms & PERM_WRITE)
+			out[n++] = 'a';
+		if (perms & PERM_DELETE)
+			out[n++] = 'd';
+		if (perms & PERM_RENAME)
+			out[n++] = 'f';
+		if (perms & PERM_READ)
+			out[n++] = 'r';
+		if (perms & PERM_WRITE)
+			out[n++] = 'w';
+	}
+	out[n] = '\0';
+}
+
+static void to_entry(const char *name, const struct stat *st, struct listing_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->name = name;
+	e->mode = st->st_mode;
+	e->nlink = st->st_nlink;
+	/* Owners are the server's business: every entry shows as ftp/ftp (vsftpd's hide_ids). */
+	e->owner = "ftp";
+	e->group = "ftp";
+	e->size = (uint64_t)st->st_size;
+	e->mtime = st->st_mtime;
+	e->dev = st->st_dev;
+	e->ino = st->st_ino;
+}
+
+/* Format one entry into c->line (emptied first). */
+static int format_entry(struct list_ctx *c, const char *name, const struct stat *st,
+			const char *mlsx_type)
+{
+	buf_reset(&c->line);
+	struct listing_entry e;
+	to_entry(name, st, &e);
+	switch (c->fmt) {
+	case FMT_NLST:
+		if (buf_append_str(&c->line, name) < 0 || buf_append_str(&c->line, "\r\n") < 0)
+			return -ENAMETOOLONG;
+		return 0;
+	case FMT_LIST:
+		return listing_format_list(&c->line, &e, c->now) < 0 ? -ENAMETOOLONG : 0;
+	case FMT_MLSD: {
+		char perm[16];
+		perm_letters(c->perms, S_ISDIR(st->st_mode), perm);
+		const char *type = mlsx_type != NULL ? mlsx_type : (S_ISDIR(st->st_mode) ? "dir" : "file");
+		return listing_format_mlsx(&c->line, &e, type, perm, c->facts, false) < 0 ? -ENAMETOOLONG : 0;
+	}
+	}
+	return -EINVAL;
+}
+
+static int fill_listing(void *arg, struct evbuffer *out)
+{
+	struct list_ctx *c = arg;
+	if (c->dir == NULL) {
+		if (c->single_done)
+			return 1;
+		c->single_done = true;
+		if (format_entry(c, c->single_name, &c->single_st, NULL) == 0)
+			evbuffer_add(out, c->line.data, c->line.len);
+		return 1;
+	}
+	int dfd = dirfd(c->dir);
+	for (unsigned i = 0; i < ENTRIES_PER_FILL; i++) {
+		errno = 0;
+		struct dirent *d = readdir(c->dir);
+		if (d == NULL)
+			return errno != 0 ? -errno : 1;
+		const char *name = d->d_name;
+		bool dot = strcmp(name, ".") == 0, dotdot = strcmp(name, "..") == 0;
+		const char *mlsx_type = NULL;
+		if (c->fmt == FMT_MLSD) {
+			if (dot)
+				mlsx_type = "cdir";
+			else if (dotdot)
+				mlsx_type = "pdir";
+		} else if (name[0] == '.' && !c->show_hidden) {
+			continue;
+		}
+		if (c->fmt == FMT_MLSD && dotdot && c->at_root)
+			continue; /* the root has no parent the user may see */
+		struct stat st;
+		/* ".." of the root lies outside it: show the root itself instead. */
+		const char *stat_name = dotdot && c->at_root ? "." : name;
+		if (fstatat(dfd, stat_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue; /* vanished meanwhile */
+		if (format_entry(c, name, &st, mlsx_type) == 0)
+			evbuffer_add(out, c->line.data, c->line.len);
+	}
+	return 0;
+}
+
+/* Split "LIST -la path" into options and path. */
+static const char *parse_options(const char *arg, bool *all)
+{
+	*all = false;
+	while (arg[0] == '-') {
+		const char *p = arg + 1;
+		while (*p != '\0' && *p != ' ') {
+			if (*p == 'a' || *p == 'A')
+				*all = true;
+			p++;
+		}
+		while (*p == ' ')
+			p++;
+		arg = p;
+	}
+	return arg;
+}
+
+/* Prepare a listing of arg (a directory or a single file).  Replies and returns NULL on error. */
+static struct list_ctx *open_listing(struct session *s, enum list_format fmt, const char *arg,
+				     char *path)
+{
+	if (!(s->perms & PERM_READ)) {
+		session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+		return NULL;
+	}
+	bool all = false;
+	if (fmt != FMT_MLSD)
+		arg = parse_options(arg, &all);
+	if (session_path(s, arg, path) < 0)
+		return NULL;
+	struct list_ctx *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
+		return NULL;
+	}
+	c->fmt = fmt;
+	c->show_hidden = all;
+	c->perms = s->perms;
+	c->facts = s->mlst_facts;
+	c->now = time(NULL);
+	c->at_root = strcmp(path, "/") == 0;
+	buf_init(&c->line, VPATH_MAX + 512);
+	int fd = vfs_opendir(s->root_fd, path);
+	if (fd == -ENOTDIR && fmt != FMT_MLSD) {
+		/* LIST and NLST of a file show that file alone. */
+		int rc = vfs_stat(s->root_fd, path, &c->single_st);
+		if (rc < 0) {
+			list_ctx_free(c);
+			session_reply_errno(s, rc, "Could not list");
+			return NULL;
+		}
+		str_copy(c->single_name, sizeof(c->single_name), fmt == FMT_NLST ? arg : path_basename(path));
+		return c;
+	}
+	if (fd < 0) {
+		list_ctx_free(c);
+		session_reply_errno(s, fd, "Could not list");
+		return NULL;
+	}
+	c->dir = fdopendir(fd);
+	if (c->dir == NULL) {
+		int e = errno;
+		close(fd);
+		list_ctx_free(c);
+		session_reply_errno(s, -e, "Could not list");
+		return NULL;
+	}
+	return c;
+}
+
+static void start_listing(struct session *s, enum list_format fmt, const char *arg)
+{
+	char path[VPATH_MAX];
+	struct list_ctx *c = open_listing(s, fmt, arg, path);
+	if (c == NULL)
+		return;
+	struct transfer_spec spec = {
+		.file_fd = -1,
+		.ascii = true,
+		.is_listing = true,
+		.fill = fill_listing,
+		.fill_ctx = c,
+		.fill_free = list_ctx_free,
+	};
+	str_copy(spec.path, sizeof(spec.path), path);
+	str_copy(spec.opening, sizeof(spec.opening), "Here comes the directory listing.");
+	str_copy(spec.done_text, sizeof(spec.done_text), "Directory send OK.");
+	transfer_start(s, &spec);
+}
+
+void cmd_list(struct session *s, const char *arg)
+{
+	start_listing(s, FMT_LIST, arg);
+}
+
+void cmd_nlst(struct session *s, const char *arg)
+{
+	start_listing(s, FMT_NLST, arg);
+}
+
+void cmd_mlsd(struct session *s, const char *arg)
+{
+	start_listing(s, FMT_MLSD, arg);
+}
+
+void cmd_mlst(struct session *s, const char *arg)
+{
+	char path[VPATH_MAX];
+	if (!(s->perms & PERM_READ)) {
+		session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+		return;
+	}
+	if (session_path(s, arg, path) < 0)
+		return;
+	struct stat st;
+	int rc = vfs_stat(s->root_fd, path, &st);
+	if (rc < 0) {
+		session_reply_errno(s, rc, "Could not list");
+		return;
+	}
+	struct listing_entry e;
+	to_entry(path, &st, &e);
+	char perm[16];
+	perm_letters(s->perms, S_ISDIR(st.st_mode), perm);
+	struct buf b;
+	buf_init(&b, 2 * VPATH_MAX + 1024);
+	/* RFC 3659 s.7.2: the facts line starts with a space, the name is the full path. */
+	int r = buf_printf(&b, "%d-Listing %s\r\n", R_250_FILE_ACTION_OK, path);
+	if (r == 0)
+		r = listing_format_mlsx(&b, &e, S_ISDIR(st.st_mode) ? "dir" : "file", perm,
+					s->mlst_facts, true);
+	if (r == 0)
+		r = buf_printf(&b, "%d End.\r\n", R_250_FILE_ACTION_OK);
+	if (r == 0)
+		session_reply_raw(s, &b);
+	else
+		session_reply(s, R_553_BAD_NAME, "Path too long.");
+	buf_free(&b);
+}
+
+/* STAT path: a LIST over the control connection (RFC 959), bounded in size. */
+void cmd_list_status(struct session *s, const char *arg);
+void cmd_list_status(struct session *s, const char *arg)
+{
+	char path[VPATH_MAX];
+	struct list_ctx *c = open_listing(s, FMT_LIST, arg, path);
+	if (c == NULL)
+		return;
+	struct evbuffer *eb = evbuffer_new();
+	struct buf b;
+	buf_init(&b, 4 * 1024 * 1024);
+	int rc = 0;
+	for (unsigned n = 0; eb != NULL && rc == 0 && n < STAT_MAX_ENTRIES / ENTRIES_PER_FILL; n++)
+		rc = fill_listing(c, eb);
+	buf_printf(&b, "%d-Status of %s:\r\n", R_213_FILE_STATUS, path);
+	size_t len = eb != NULL ? evbuffer_get_length(eb) : 0;
+	char *lines = eb != NULL ? (char *)evbuffer_pullup(eb, -1) : NULL;
+	/* Each listing line becomes a reply line, indented so none looks like the end. */
+	for (size_t i = 0; lines != NULL && i < len;) {
+		char *nl = memchr(lines + i, '\n', len - i);
+		size_t end = nl != NULL ? (size_t)(nl - lines) : len;
+		size_t l = end - i;
+		if (l > 0 && lines[i + l - 1] == '\r')
+			l--;
+		buf_append_char(&b, ' ');
+		buf_append(&b, lines + i, l);
+		buf_append_str(&b, "\r\n");
+		i = end + 1;
+	}
+	if (rc == 0)
+		buf_append_str(&b, " (listing truncated; use LIST)\r\n");
+	buf_printf(&b, "%d End of status.\r\n", R_213_FILE_STATUS);
+	session_reply_raw(s, &b);
+	buf_free(&b);
+	if (eb != NULL)
+		evbuffer_free(eb);
+	list_ctx_free(c);
+}

@@ -1,0 +1,249 @@
+/*
+ * cmd_xfer.c: data connection set-up (PORT, PASV, EPRT, EPSV) and file transfers (REST,
+ * RETR, STOR, APPE, STOU, ABOR).  A handler checks the name and permission and opens the
+ * file; data.c and transfer.c do the rest.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/hostport.h"
+#include "common/num.h"
+#include "common/reply.h"
+#include "server/data.h"
+#include "server/dispatch.h"
+#include "server/log.h"
+#include "server/session.h"
+#include "server/transfer.h"
+#include "server/vfs.h"
+
+static bool need(struct session *s, unsigned perm)
+{
+	if ((s->perms & perm) == perm)
+		return true;
+	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+	return false;
+}
+
+void cmd_port(struct session *s, const char *arg)
+{
+	struct sockaddr_storage t;
+	if (hostport_parse_port(arg, &t) < 0) {
+		session_reply(s, R_501_BAD_ARGUMENTS, "Syntax: PORT h1,h2,h3,h4,p1,p2.");
+		return;
+	}
+	data_active(s, &t);
+}
+
+void cmd_eprt(struct session *s, const char *arg)
+{
+	struct sockaddr_storage t;
+	int rc = hostport_parse_eprt(arg, &t);
+	if (rc == FERR_RANGE) {
+		session_reply(s, R_522_BAD_PROTOCOL, "Network protocol not supported, use (1,2)");
+		return;
+	}
+	if (rc < 0) {
+		session_reply(s, R_501_BAD_ARGUMENTS, "Syntax: EPRT |af|address|port|.");
+		return;
+	}
+	data_active(s, &t);
+}
+
+void cmd_pasv(struct session *s, const char *arg)
+{
+	data_passive(s, false);
+}
+
+void cmd_epsv(struct session *s, const char *arg)
+{
+	if (arg[0] == '\0') {
+		data_passive(s, true);
+		return;
+	}
+	if (strcasecmp(arg, "ALL") == 0) {
+		s->flags |= SF_EPSV_ALL;
+		session_reply(s, R_200_OK, "EPSV ALL ok: only EPSV from now on.");
+		return;
+	}
+	const char *mine = s->local.ss_family == AF_INET6 ? "2" : "1";
+	if (strcmp(arg, "1") == 0 || strcmp(arg, "2") == 0) {
+		if (strcmp(arg, mine) != 0) {
+			session_replyf(s, R_522_BAD_PROTOCOL,
+				       "Network protocol not supported, use (%s)", mine);
+			return;
+		}
+		data_passive(s, true);
+		return;
+	}
+	session_reply(s, R_501_BAD_ARGUMENTS, "Syntax: EPSV [1 | 2 | ALL].");
+}
+
+void cmd_rest(struct session *s, const char *arg)
+{
+	uint64_t off;
+	/* 64-bit offsets: resuming beyond 4 GiB works; anything past INT64_MAX cannot be a file. */
+	if (num_parse_u64_cstr(arg, INT64_MAX, &off) < 0) {
+		session_reply(s, R_501_BAD_ARGUMENTS, "REST takes a byte offset.");
+		return;
+	}
+	s->rest = off;
+	session_replyf(s, R_350_PENDING, "Restart position accepted (%llu).", (unsigned long long)off);
+}
+
+void cmd_abor(struct session *s, const char *arg)
+{
+	transfer_abort(s);
+}
+
+void cmd_retr(struct session *s, const char *arg)
+{
+	uint64_t rest = s->rest;
+	s->rest = 0;
+	char path[VPATH_MAX];
+	if (!need(s, PERM_READ) || session_path(s, arg, path) < 0)
+		return;
+	int fd = vfs_open(s->root_fd, path, O_RDONLY | O_NONBLOCK, 0);
+	if (fd < 0) {
+		session_reply_errno(s, fd, "Failed to open file");
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		session_reply(s, R_550_UNAVAILABLE, "Failed to open file: not a regular file.");
+		return;
+	}
+	/* O_NONBLOCK was only for opening (a FIFO must not hang us); reads are from disk. */
+	fcntl(fd, F_SETFL, 0);
+	uint64_t size = (uint64_t)st.st_size;
+	if (rest > size) {
+		close(fd);
+		session_replyf(s, R_554_BAD_RESTART, "Restart offset %llu is beyond the end of the file (%llu).",
+			       (unsigned long long)rest, (unsigned long long)size);
+		return;
+	}
+	if (rest > 0 && lseek(fd, (off_t)rest, SEEK_SET) < 0) {
+		close(fd);
+		session_reply(s, R_554_BAD_RESTART, "Cannot seek to the restart offset.");
+		return;
+	}
+	struct transfer_spec spec = {
+		.file_fd = fd,
+		.offset = rest,
+		.size = size - rest,
+		.ascii = s->type_ascii,
+	};
+	str_copy(spec.path, sizeof(spec.path), path);
+	snprintf(spec.opening, sizeof(spec.opening), "Opening %s mode data connection for %s (%llu bytes).",
+		 s->type_ascii ? "ASCII" : "BINARY", path_basename(path), (unsigned long long)size);
+	transfer_start(s, &spec);
+}
+
+enum store_kind { STORE_REPLACE, STORE_APPEND, STORE_UNIQUE };
+
+static void store(struct session *s, const char *path, int fd, uint64_t rest, bool unique)
+{
+	struct transfer_spec spec = {
+		.upload = true,
+		.file_fd = fd,
+		.offset = rest,
+		.ascii = s->type_ascii,
+	};
+	str_copy(spec.path, sizeof(spec.path), path);
+	if (unique) {
+		/* RFC 1123 s.4.1.2.9: the 150 reply carries "FILE: name". */
+		snprintf(spec.opening, sizeof(spec.opening), "FILE: %s", path_basename(path));
+		snprintf(spec.done_text, sizeof(spec.done_text),
+			 "Transfer complete (unique file name: %s).", path_basename(path));
+	} else {
+		snprintf(spec.opening, sizeof(spec.opening), "Ok to send data.");
+	}
+	transfer_start(s, &spec);
+}
+
+static void store_cmd(struct session *s, const char *arg, bool append)
+{
+	uint64_t rest = s->rest;
+	s->rest = 0;
+	char path[VPATH_MAX];
+	if (!need(s, PERM_WRITE) || session_path(s, arg, path) < 0)
+		return;
+	int flags = O_WRONLY | O_CREAT | O_NONBLOCK;
+	if (append)
+		flags |= O_APPEND;
+	else if (rest == 0)
+		flags |= O_TRUNC;
+	int fd = vfs_open(s->root_fd, path, flags, 0666);
+	if (fd < 0) {
+		session_reply_errno(s, fd, "Could not create file");
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		session_reply(s, R_553_BAD_NAME, "Could not create file: not a regular file.");
+		return;
+	}
+	fcntl(fd, F_SETFL, append ? O_APPEND : 0);
+	if (rest > 0) {
+		if (rest > (uint64_t)st.st_size) {
+			close(fd);
+			session_replyf(s, R_554_BAD_RESTART,
+				       "Restart offset %llu is beyond the end of the file (%llu).",
+				       (unsigned long long)rest, (unsigned long long)st.st_size);
+			return;
+		}
+		/* Resume: keep the first rest bytes, write over the rest. */
+		if (ftruncate(fd, (off_t)rest) < 0 || lseek(fd, (off_t)rest, SEEK_SET) < 0) {
+			int e = errno;
+			close(fd);
+			session_reply_errno(s, -e, "Could not resume");
+			return;
+		}
+	}
+	store(s, path, fd, rest, false);
+}
+
+void cmd_stor(struct session *s, const char *arg)
+{
+	store_cmd(s, arg, false);
+}
+
+void cmd_appe(struct session *s, const char *arg)
+{
+	store_cmd(s, arg, true);
+}
+
+void cmd_stou(struct session *s, const char *arg)
+{
+	s->rest = 0;
+	if (!need(s, PERM_WRITE))
+		return;
+	char base[VPATH_MAX];
+	if (session_path(s, arg[0] != '\0' ? arg : "ftp.upload", base) < 0)
+		return;
+	char path[VPATH_MAX];
+	for (unsigned i = 0; i < 1000; i++) {
+		int n = i == 0 ? snprintf(path, sizeof(path), "%s", base)
+			       : snprintf(path, sizeof(path), "%s.%u", base, i);
+		if (n < 0 || (size_t)n >= sizeof(path)) {
+			session_reply(s, R_553_BAD_NAME, "Path too long.");
+			return;
+		}
+		int fd = vfs_open(s->root_fd, path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+		if (fd >= 0) {
+			store(s, path, fd, 0, true);
+			return;
+		}
+		if (fd != -EEXIST) {
+			session_reply_errno(s, fd, "Could not create file");
+			return;
+		}
+	}
+	session_reply(s, R_553_BAD_NAME, "Could not find a unique file name.");
+}

@@ -1,0 +1,478 @@
+/*
+ * config.c: the configuration table and its parsers.
+ *
+ * Every key is defined once in config_table[]; the file parser ("key = value", '#'
+ * comments), the command-line parser ("--key value", underscores becoming dashes) and
+ * --help all read that table.  Values are validated here, with the file name and line
+ * number of any error, so that nothing later has to second-guess them.
+ */
+#include "server/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <strings.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/hostport.h"
+#include "common/num.h"
+
+enum config_type {
+	CT_STRING,  /* bounded string */
+	CT_BOOL,    /* yes/no, true/false, on/off, 1/0 */
+	CT_UINT,    /* decimal, within [min, max] */
+	CT_OCTAL,   /* octal (umask) */
+	CT_LISTEN,  /* ADDRESS:PORT, repeatable */
+	CT_RANGE,   /* MIN-MAX port range */
+	CT_PERMS,   /* comma list of permissions */
+	CT_ADDRESS, /* numeric IPv4 address */
+};
+
+struct config_key {
+	const char *name;
+	enum config_type type;
+	size_t offset;
+	size_t size;       /* for strings: the field's size */
+	uint64_t min, max; /* for numbers */
+	const char *defval;
+	const char *arg;   /* placeholder shown in --help */
+	const char *doc;
+};
+
+#define STR(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define NUM(field) offsetof(struct config, field), 0
+
+static const struct config_key config_table[] = {
+	{ "listen", CT_LISTEN, NUM(listen), 0, 0, NULL, "ADDRESS:PORT",
+	  "control connection listener, repeatable (default: port 21 on all addresses as root, "
+	  "2121 otherwise)" },
+	{ "root", CT_STRING, STR(root), 0, 0, "", "DIR",
+	  "directory served to anonymous users; setting it enables anonymous login" },
+	{ "anonymous", CT_BOOL, NUM(anonymous), 0, 0, "yes", "yes|no",
+	  "allow anonymous login (users 'anonymous' and 'ftp', any password) when root is set" },
+	{ "anon_permissions", CT_PERMS, NUM(anon_permissions), 0, 0, "read", "LIST",
+	  "what anonymous users may do: read, write, delete, rename, mkdir or all" },
+	{ "users_file", CT_STRING, STR(users_file), 0, 0, "", "FILE",
+	  "virtual users, one 'name:hash:home:permissions' a line (see 'ferryd passwd')" },
+	{ "user", CT_STRING, STR(user), 0, 0, "nobody", "NAME",
+	  "unprivileged account the server runs as when started as root; owns all files" },
+	{ "workers", CT_UINT, NUM(workers), 0, 256, "0", "N",
+	  "worker processes, each serving many sessions (0: one per CPU)" },
+	{ "pasv_ports", CT_RANGE, NUM(pasv_min), 0, 0, "", "MIN-MAX",
+	  "port range for passive data connections (default: any unprivileged port)" },
+	{ "pasv_address", CT_ADDRESS, STR(pasv_address), 0, 0, "", "ADDRESS",
+	  "IPv4 address announced in PASV replies, for servers behind NAT" },
+	{ "active_from_port_20", CT_BOOL, NUM(active_from_port_20), 0, 0, "no", "yes|no",
+	  "open active data connections from port 20 (needs root at start-up)" },
+	{ "max_sessions", CT_UINT, NUM(max_sessions), 1, 1000000, "2000", "N",
+	  "sessions in all; more connections get 421" },
+	{ "max_sessions_per_ip", CT_UINT, NUM(max_sessions_per_ip), 1, 1000000, "50", "N",
+	  "sessions from one client address; more get 421" },
+	{ "login_timeout", CT_UINT, NUM(login_timeout), 1, 86400, "60", "SECONDS",
+	  "time allowed to log in after connecting" },
+	{ "idle_timeout", CT_UINT, NUM(idle_timeout), 1, 86400, "300", "SECONDS",
+	  "an idle session is closed with 421 after this long" },
+	{ "data_timeout", CT_UINT, NUM(data_timeout), 1, 86400, "60", "SECONDS",
+	  "time allowed to open a data connection, and for a stalled transfer to move" },
+	{ "max_login_failures", CT_UINT, NUM(max_login_failures), 1, 1000, "3", "N",
+	  "failed logins before the session is closed" },
+	{ "login_failure_delay", CT_UINT, NUM(login_failure_delay), 0, 60000, "1000", "MS",
+	  "delay before answering a failed login, in milliseconds" },
+	{ "max_bad_commands", CT_UINT, NUM(max_bad_commands), 1, 100000, "50", "N",
+	  "malformed lines (too long, NUL) before the session is closed" },
+	{ "shutdown_timeout", CT_UINT, NUM(shutdown_timeout), 0, 86400, "30", "SECONDS",
+	  "on SIGTERM, how long running transfers may go on" },
+	{ "umask", CT_OCTAL, NUM(umask), 0, 0777, "022", "OCTAL",
+	  "umask for uploaded files and created directories" },
+	{ "banner", CT_STRING, STR(banner), 0, 0, "ferry FTP server ready.", "TEXT",
+	  "text of the 220 greeting" },
+	{ "xferlog", CT_STRING, STR(xferlog), 0, 0, "", "FILE",
+	  "also log transfers to FILE in the xferlog format" },
+};
+
+#define N_KEYS (sizeof(config_table) / sizeof(config_table[0]))
+
+int perm_parse(const char *s, unsigned *out)
+{
+	static const struct {
+		const char *word;
+		unsigned bits;
+	} words[] = {
+		{ "read", PERM_READ },     { "write", PERM_WRITE },   { "delete", PERM_DELETE },
+		{ "rename", PERM_RENAME }, { "mkdir", PERM_MKDIR },   { "all", PERM_ALL },
+		{ "none", 0 },
+	};
+	unsigned bits = 0;
+	const char *p = s;
+	for (;;) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, ", ");
+		if (n == 0)
+			return -1;
+		size_t i;
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+			if (strlen(words[i].word) == n && strncmp(words[i].word, p, n) == 0)
+				break;
+		}
+		if (i == sizeof(words) / sizeof(words[0]))
+			return -1;
+		bits |= words[i].bits;
+		p += n;
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p != ',')
+			return -1;
+		p++;
+	}
+	*out = bits;
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Set one key from its textual value.  On error, writes a message into why. */
+static int set_key(struct config *cfg, const struct config_key *k, const char *v, char *why,
+		   size_t whysz)
+{
+	char *field = (char *)cfg + k->offset;
+	switch (k->type) {
+	case CT_STRING:
+		if (str_copy(field, k->size, v) < 0) {
+			snprintf(why, whysz, "value too long (at most %zu bytes)", k->size - 1);
+			return -1;
+		}
+		return 0;
+	case CT_ADDRESS: {
+		struct in_addr a;
+		if (*v != '\0' && inet_pton(AF_INET, v, &a) != 1) {
+			snprintf(why, whysz, "'%s' is not a numeric IPv4 address", v);
+			return -1;
+		}
+		return str_copy(field, k->size, v) < 0 ? -1 : 0;
+	}
+	case CT_BOOL:
+		if (parse_bool(v, (bool *)field) < 0) {
+			snprintf(why, whysz, "'%s' is not yes or no", v);
+			return -1;
+		}
+		return 0;
+	case CT_UINT: {
+		uint64_t n;
+		if (num_parse_u64_cstr(v, k->max, &n) < 0 || n < k->min) {
+			snprintf(why, whysz, "'%s' is not a number from %llu to %llu", v,
+				 (unsigned long long)k->min, (unsigned long long)k->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	}
+	case CT_OCTAL: {
+		char *end;
+		errno = 0;
+		unsigned long n = strtoul(v, &end, 8);
+		if (*v == '\0' || *end != '\0' || errno != 0 || n > k->max) {
+			snprintf(why, whysz, "'%s' is not an octal mode up to %llo", v,
+				 (unsigned long long)k->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	}
+	case CT_LISTEN:
+		if (cfg->n_listen >= CONFIG_MAX_LISTEN) {
+			snprintf(why, whysz, "at most %d listeners", CONFIG_MAX_LISTEN);
+			return -1;
+		}
+		if (hostport_parse_listen(v, &cfg->listen[cfg->n_listen]) < 0) {
+			snprintf(why, whysz,
+				 "'%s' is not ADDRESS:PORT ([IPV6]:PORT for IPv6, numeric)", v);
+			return -1;
+		}
+		cfg->n_listen++;
+		return 0;
+	case CT_RANGE:
+		if (*v == '\0') {
+			cfg->pasv_min = cfg->pasv_max = 0;
+			return 0;
+		}
+		if (hostport_parse_range(v, &cfg->pasv_min, &cfg->pasv_max) < 0) {
+			snprintf(why, whysz, "'%s' is not MIN-MAX with 1024 <= MIN <= MAX <= 65535",
+				 v);
+			return -1;
+		}
+		return 0;
+	case CT_PERMS:
+		if (perm_parse(v, (unsigned *)field) < 0) {
+			snprintf(why, whysz,
+				 "'%s' is not a list of read, write, delete, rename, mkdir, all",
+				 v);
+			return -1;
+		}
+		return 0;
+	}
+	FERR_BUG("unknown config type");
+}
+
+static const struct config_key *find_key(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (strlen(config_table[i].name) == len && strncmp(config_table[i].name, name, len) == 0)
+			return &config_table[i];
+	}
+	return NULL;
+}
+
+static void set_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	char why[256];
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &config_table[i];
+		if (k->defval != NULL && set_key(cfg, k, k->defval, why, sizeof(why)) < 0)
+			FERR_BUG("bad default in config table");
+	}
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static int load_file(struct config *cfg, const char *path, FILE *err)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[CONFIG_STR_MAX + 128];
+	unsigned lineno = 0;
+	int rc = 0;
+	bool listen_seen = false;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			fprintf(err, "%s:%u: line too long\n", path, lineno);
+			rc = -1;
+			break;
+		}
+		char *hash = strchr(line, '#');
+		if (hash != NULL)
+			*hash = '\0';
+		char *s = trim(line);
+		if (*s == '\0')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			fprintf(err, "%s:%u: expected 'key = value'\n", path, lineno);
+			rc = -1;
+			continue;
+		}
+		*eq = '\0';
+		char *key = trim(s);
+		char *val = trim(eq + 1);
+		const struct config_key *k = find_key(key, strlen(key));
+		if (k == NULL) {
+			fprintf(err, "%s:%u: unknown key '%s'\n", path, lineno, key);
+			rc = -1;
+			continue;
+		}
+		/* The file's first listen line replaces the default instead of adding to it. */
+		if (k->type == CT_LISTEN && !listen_seen) {
+			cfg->n_listen = 0;
+			listen_seen = true;
+		}
+		char why[512];
+		if (set_key(cfg, k, val, why, sizeof(why)) < 0) {
+			fprintf(err, "%s:%u: %s: %s\n", path, lineno, key, why);
+			rc = -1;
+		}
+	}
+	if (ferror(f)) {
+		fprintf(err, "%s: read error\n", path);
+		rc = -1;
+	}
+	fclose(f);
+	return rc;
+}
+
+void config_print_help(FILE *out)
+{
+	fprintf(out,
+		"usage: ferryd [--config FILE] [--check-config] [--OPTION VALUE ...]\n"
+		"       ferryd passwd FILE NAME\n"
+		"\n"
+		"Every configuration file key is also a long option, '_' becoming '-'.\n"
+		"\n"
+		"  --config FILE              read the configuration file FILE first\n"
+		"  --check-config             validate the configuration and exit\n"
+		"  --help, --version\n");
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &config_table[i];
+		char opt[64];
+		size_t j;
+		for (j = 0; k->name[j] != '\0' && j < sizeof(opt) - 1; j++)
+			opt[j] = k->name[j] == '_' ? '-' : k->name[j];
+		opt[j] = '\0';
+		char left[96];
+		snprintf(left, sizeof(left), "--%s %s", opt, k->arg);
+		fprintf(out, "  %-26s %s", left, k->doc);
+		if (k->defval != NULL && k->defval[0] != '\0')
+			fprintf(out, " [%s]", k->defval);
+		fputc('\n', out);
+	}
+}
+
+int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FILE *err)
+{
+	set_defaults(cfg);
+	*check_only = false;
+
+	/* First pass: --config, --help, --version, --check-config. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			config_print_help(stdout);
+			return 1;
+		}
+		if (strcmp(a, "--version") == 0) {
+			printf("ferryd " FERRY_VERSION "\n");
+			return 1;
+		}
+		if (strcmp(a, "--check-config") == 0) {
+			*check_only = true;
+		} else if (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0) {
+			const char *v = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
+			if (v == NULL) {
+				fprintf(err, "--config: needs a FILE\n");
+				return -1;
+			}
+			if (str_copy(cfg->config_file, sizeof(cfg->config_file), v) < 0) {
+				fprintf(err, "--config: path too long\n");
+				return -1;
+			}
+		}
+	}
+	if (cfg->config_file[0] != '\0' && load_file(cfg, cfg->config_file, err) < 0)
+		return -1;
+
+	/* Second pass: every other option overrides the file. */
+	bool listen_seen = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--check-config") == 0)
+			continue;
+		if (strcmp(a, "--config") == 0) {
+			i++;
+			continue;
+		}
+		if (strncmp(a, "--config=", 9) == 0)
+			continue;
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(err, "%s: unexpected argument (try --help)\n", a);
+			return -1;
+		}
+		const char *name = a + 2;
+		const char *eq = strchr(name, '=');
+		size_t nlen = eq != NULL ? (size_t)(eq - name) : strlen(name);
+		char key[64];
+		if (nlen >= sizeof(key)) {
+			fprintf(err, "%s: unknown option (try --help)\n", a);
+			return -1;
+		}
+		for (size_t j = 0; j < nlen; j++)
+			key[j] = name[j] == '-' ? '_' : name[j];
+		key[nlen] = '\0';
+		const struct config_key *k = find_key(key, nlen);
+		if (k == NULL) {
+			fprintf(err, "%s: unknown option (try --help)\n", a);
+			return -1;
+		}
+		const char *v = eq != NULL ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+		if (v == NULL) {
+			fprintf(err, "--%.*s: needs a value\n", (int)nlen, name);
+			return -1;
+		}
+		if (k->type == CT_LISTEN && !listen_seen) {
+			cfg->n_listen = 0;
+			listen_seen = true;
+		}
+		char why[512];
+		if (set_key(cfg, k, v, why, sizeof(why)) < 0) {
+			fprintf(err, "--%.*s: %s\n", (int)nlen, name, why);
+			return -1;
+		}
+	}
+	return config_finish(cfg, err);
+}
+
+int config_finish(struct config *cfg, FILE *err)
+{
+	if (cfg->n_listen == 0) {
+		const char *port = geteuid() == 0 ? "21" : "2121";
+		/* "[::]:PORT" is dual-stack: it takes IPv4 connections too. */
+		char spec[32];
+		snprintf(spec, sizeof(spec), "[::]:%s", port);
+		if (hostport_parse_listen(spec, &cfg->listen[0]) < 0)
+			FERR_BUG("default listen");
+		cfg->n_listen = 1;
+	}
+	if (cfg->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
+	}
+	if (cfg->root[0] == '\0' && cfg->users_file[0] == '\0') {
+		fprintf(err, "nothing to serve: set root (anonymous) or users_file\n");
+		return -1;
+	}
+	if (cfg->root[0] != '\0' && cfg->root[0] != '/') {
+		/* Workers resolve paths after start-up; an absolute root keeps that simple. */
+		char abs[CONFIG_STR_MAX];
+		if (realpath(cfg->root, abs) == NULL) {
+			fprintf(err, "root: %s: %s\n", cfg->root, strerror(errno));
+			return -1;
+		}
+		if (str_copy(cfg->root, sizeof(cfg->root), abs) < 0) {
+			fprintf(err, "root: path too long\n");
+			return -1;
+		}
+	}
+	if (cfg->root[0] != '\0' && access(cfg->root, X_OK) != 0) {
+		fprintf(err, "root: %s: %s\n", cfg->root, strerror(errno));
+		return -1;
+	}
+	if (cfg->users_file[0] != '\0' && access(cfg->users_file, R_OK) != 0) {
+		fprintf(err, "users_file: %s: %s\n", cfg->users_file, strerror(errno));
+		return -1;
+	}
+	return 0;
+}

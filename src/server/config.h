@@ -1,0 +1,73 @@
+/*
+ * config.h: ferryd's configuration, defined once as a table (config.c) in the manner of
+ * nginx's ngx_command_t: name, type, field, bounds, default and one line of documentation.
+ * The same table parses the configuration file, the long command-line options, --help and
+ * the man page's option list.  After validation the configuration is frozen: nothing
+ * writes to it while sessions run.  A reload (SIGHUP) builds a new one.
+ */
+#ifndef FERRY_SERVER_CONFIG_H
+#define FERRY_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_MAX_LISTEN 16
+#define CONFIG_STR_MAX 4096
+
+/* Permissions a user can be granted (users file and anon_permissions). */
+enum perm {
+	PERM_READ = 1 << 0,
+	PERM_WRITE = 1 << 1, /* upload and append */
+	PERM_DELETE = 1 << 2,
+	PERM_RENAME = 1 << 3,
+	PERM_MKDIR = 1 << 4,
+};
+#define PERM_ALL (PERM_READ | PERM_WRITE | PERM_DELETE | PERM_RENAME | PERM_MKDIR)
+
+/* "read,write" -> bits.  Returns 0 or -1 on an unknown word. */
+int perm_parse(const char *s, unsigned *out);
+
+struct config {
+	struct sockaddr_storage listen[CONFIG_MAX_LISTEN];
+	unsigned n_listen;
+	char root[CONFIG_STR_MAX];        /* anonymous root; empty: no anonymous access */
+	bool anonymous;
+	unsigned anon_permissions;
+	char users_file[CONFIG_STR_MAX];
+	char user[64];                   /* unprivileged account when started as root */
+	unsigned workers;                /* 0: one per CPU */
+	uint16_t pasv_min, pasv_max;     /* 0, 0: any unprivileged port */
+	char pasv_address[64];           /* announced in PASV replies; empty: local address */
+	bool active_from_port_20;
+	unsigned max_sessions;
+	unsigned max_sessions_per_ip;
+	unsigned login_timeout;          /* seconds */
+	unsigned idle_timeout;           /* seconds */
+	unsigned data_timeout;           /* seconds */
+	unsigned max_login_failures;
+	unsigned login_failure_delay;    /* milliseconds */
+	unsigned max_bad_commands;
+	unsigned shutdown_timeout;       /* seconds */
+	unsigned umask;
+	char banner[256];
+	char xferlog[CONFIG_STR_MAX];
+	char config_file[CONFIG_STR_MAX]; /* where the configuration came from, if anywhere */
+};
+
+/*
+ * Build a configuration from argv (long options, and --config FILE read first so that the
+ * command line overrides it).  On error, prints "FILE:LINE: message" or "option: message"
+ * to err and returns -1.  *check_only is set by --check-config.  Returns 1 when --help or
+ * --version was printed (nothing more to do), 0 on success.
+ */
+int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FILE *err);
+
+/* Print the option table as --help text. */
+void config_print_help(FILE *out);
+
+/* Apply derived defaults (listen, workers) and check cross-key consistency. */
+int config_finish(struct config *cfg, FILE *err);
+
+#endif

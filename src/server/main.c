@@ -1,0 +1,56 @@
+/*
+ * main.c: ferryd's entry point: the passwd tool, the worker entry (internal), or the
+ * master after the configuration has been loaded and validated.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/num.h"
+#include "server/config.h"
+#include "server/master.h"
+#include "server/passwd.h"
+#include "server/users.h"
+#include "server/worker.h"
+
+static int parse_fd(const char *s)
+{
+	if (s[0] == '-')
+		return -1;
+	uint64_t v;
+	return num_parse_u64_cstr(s, 1 << 20, &v) == 0 ? (int)v : -1;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
+		return passwd_main(argc, argv);
+	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD */
+	if (argc == 7 && strcmp(argv[1], "--worker") == 0)
+		return worker_main(parse_fd(argv[2]), parse_fd(argv[3]), parse_fd(argv[4]),
+				   parse_fd(argv[5]), parse_fd(argv[6]));
+
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	if (cfg == NULL)
+		return 1;
+	bool check_only;
+	int rc = config_load(cfg, argc, argv, &check_only, stderr);
+	if (rc != 0) {
+		free(cfg);
+		return rc < 0 ? 2 : 0;
+	}
+	if (cfg->users_file[0] != '\0') {
+		struct users *u;
+		if (users_load(cfg->users_file, &u, stderr) < 0) {
+			free(cfg);
+			return 2;
+		}
+		users_free(u);
+	}
+	if (check_only) {
+		printf("configuration OK\n");
+		free(cfg);
+		return 0;
+	}
+	return master_main(cfg, argc, argv);
+}

@@ -1,0 +1,682 @@
+/*
+ * master.c: ferryd's master process.
+ *
+ * It holds the listening sockets and accepts every connection itself, so that the global
+ * limits (sessions in all, sessions per client address) are decided in one place, then
+ * hands the connection to the least loaded worker over a socketpair (SCM_RIGHTS).  Workers
+ * are separate programs (fork + exec of ourselves), each with a fresh address space and
+ * nothing inherited but the descriptors it needs.
+ */
+#include "server/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "common/hostport.h"
+#include "server/ipc.h"
+#include "server/log.h"
+#include "server/port20.h"
+
+#define MAX_WORKER_SLOTS 512
+#define REC_BUCKETS 4096
+#define ADDR_BUCKETS 4096
+
+struct worker_slot {
+	pid_t pid;              /* 0: free slot */
+	int fd;                 /* channel */
+	int port20_fd;          /* the worker's channel to the helper (master's copy closed) */
+	struct event *ev;
+	unsigned load;
+	unsigned index;
+	bool draining;          /* replaced by a reload: no new sessions, not restarted */
+	time_t started;
+};
+
+struct conn_rec {
+	uint64_t id;
+	unsigned worker;
+	struct sockaddr_storage addr;
+	struct conn_rec *next;
+};
+
+struct addr_count {
+	struct sockaddr_storage addr;
+	unsigned n;
+	struct addr_count *next;
+};
+
+struct master {
+	struct event_base *base;
+	struct config *cfg;
+	int argc;
+	char **argv;
+	int listen_fds[CONFIG_MAX_LISTEN];
+	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
+	unsigned n_listeners;
+	struct worker_slot slots[MAX_WORKER_SLOTS];
+	struct conn_rec *recs[REC_BUCKETS];
+	struct addr_count *addrs[ADDR_BUCKETS];
+	unsigned total;
+	uint64_t next_id;
+	unsigned next_index;
+	int xferlog_fd;
+	int root_fd;            /* the anonymous root, opened before dropping privileges */
+	int port20_ctl;
+	pid_t port20_pid;
+	bool stopping;
+	struct event *sig_ev[4];
+	struct event *kill_timer;
+	struct event *respawn_timer;
+};
+
+/* ---- connection records and per-address counts ---- */
+
+static unsigned addr_hash(const struct sockaddr_storage *a)
+{
+	const unsigned char *p;
+	size_t n;
+	if (a->ss_family == AF_INET) {
+		p = (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr;
+		n = 4;
+	} else {
+		p = (const unsigned char *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+		n = 16;
+	}
+	unsigned h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h % ADDR_BUCKETS;
+}
+
+static struct addr_count **addr_find(struct master *m, const struct sockaddr_storage *a)
+{
+	struct addr_count **pp = &m->addrs[addr_hash(a)];
+	while (*pp != NULL && !hostport_same_host(&(*pp)->addr, a))
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static unsigned addr_sessions(struct master *m, const struct sockaddr_storage *a)
+{
+	struct addr_count *c = *addr_find(m, a);
+	return c != NULL ? c->n : 0;
+}
+
+static int rec_add(struct master *m, uint64_t id, unsigned worker, const struct sockaddr_storage *a)
+{
+	struct conn_rec *r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -1;
+	struct addr_count **pp = addr_find(m, a);
+	if (*pp == NULL) {
+		*pp = calloc(1, sizeof(**pp));
+		if (*pp == NULL) {
+			free(r);
+			return -1;
+		}
+		(*pp)->addr = *a;
+	}
+	(*pp)->n++;
+	r->id = id;
+	r->worker = worker;
+	r->addr = *a;
+	r->next = m->recs[id % REC_BUCKETS];
+	m->recs[id % REC_BUCKETS] = r;
+	m->total++;
+	m->slots[worker].load++;
+	return 0;
+}
+
+static void rec_unlink(struct master *m, struct conn_rec **pp)
+{
+	struct conn_rec *r = *pp;
+	*pp = r->next;
+	struct addr_count **ap = addr_find(m, &r->addr);
+	if (*ap != NULL && --(*ap)->n == 0) {
+		struct addr_count *c = *ap;
+		*ap = c->next;
+		free(c);
+	}
+	m->total--;
+	if (m->slots[r->worker].load > 0)
+		m->slots[r->worker].load--;
+	free(r);
+}
+
+static void rec_remove(struct master *m, uint64_t id)
+{
+	struct conn_rec **pp = &m->recs[id % REC_BUCKETS];
+	while (*pp != NULL && (*pp)->id != id)
+		pp = &(*pp)->next;
+	if (*pp != NULL)
+		rec_unlink(m, pp);
+}
+
+static void rec_remove_worker(struct master *m, unsigned worker)
+{
+	for (unsigned b = 0; b < REC_BUCKETS; b++) {
+		struct conn_rec **pp = &m->recs[b];
+		while (*pp != NULL) {
+			if ((*pp)->worker == worker)
+				rec_unlink(m, pp);
+			else
+				pp = &(*pp)->next;
+		}
+	}
+}
+
+/* ---- workers ---- */
+
+static void on_worker_msg(evutil_socket_t fd, short what, void *arg);
+
+static void clear_cloexec(int fd)
+{
+	int fl = fcntl(fd, F_GETFD);
+	if (fl >= 0)
+		fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+}
+
+static int spawn_worker(struct master *m, unsigned slot_no)
+{
+	struct worker_slot *w = &m->slots[slot_no];
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	/* Room for the configuration, sent as one message. */
+	int sz = (int)sizeof(struct config) * 2;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+	int p20 = -1;
+	if (m->port20_ctl >= 0) {
+		p20 = port20_new_channel(m->port20_ctl);
+		if (p20 < 0)
+			log_warn("no channel to the port-20 helper: %s", strerror(-p20));
+	}
+	unsigned index = ++m->next_index;
+	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16];
+	snprintf(a_fd, sizeof(a_fd), "%d", sv[1]);
+	snprintf(a_index, sizeof(a_index), "%u", index);
+	snprintf(a_p20, sizeof(a_p20), "%d", p20);
+	snprintf(a_xfer, sizeof(a_xfer), "%d", m->xferlog_fd);
+	snprintf(a_root, sizeof(a_root), "%d", m->root_fd);
+	char *args[] = { m->argv[0], "--worker", a_fd, a_index, a_p20, a_xfer, a_root, NULL };
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		if (p20 >= 0)
+			close(p20);
+		return -e;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls between fork and exec. */
+		clear_cloexec(sv[1]);
+		if (p20 >= 0)
+			clear_cloexec(p20);
+		if (m->xferlog_fd >= 0)
+			clear_cloexec(m->xferlog_fd);
+		if (m->root_fd >= 0)
+			clear_cloexec(m->root_fd);
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (p20 >= 0)
+		close(p20);
+	if (send(sv[0], m->cfg, sizeof(*m->cfg), MSG_NOSIGNAL) != (ssize_t)sizeof(*m->cfg)) {
+		log_error("cannot send the configuration to worker %u: %s", index, strerror(errno));
+		kill(pid, SIGKILL);
+	}
+	evutil_make_socket_nonblocking(sv[0]);
+	memset(w, 0, sizeof(*w));
+	w->pid = pid;
+	w->fd = sv[0];
+	w->index = index;
+	w->started = time(NULL);
+	w->ev = event_new(m->base, sv[0], EV_READ | EV_PERSIST, on_worker_msg, m);
+	if (w->ev != NULL)
+		event_add(w->ev, NULL);
+	log_info("started worker %u (pid %d)", index, (int)pid);
+	return 0;
+}
+
+static unsigned live_workers(const struct master *m, bool include_draining)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+		if (m->slots[i].pid != 0 && (include_draining || !m->slots[i].draining))
+			n++;
+	}
+	return n;
+}
+
+/* Bring the number of active workers up to the configured count. */
+static void fill_workers(struct master *m)
+{
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS && live_workers(m, false) < m->cfg->workers; i++) {
+		if (m->slots[i].pid == 0 && spawn_worker(m, i) < 0)
+			log_error("cannot start a worker: %s", strerror(errno));
+	}
+}
+
+static void free_slot(struct master *m, unsigned i)
+{
+	struct worker_slot *w = &m->slots[i];
+	rec_remove_worker(m, i);
+	if (w->ev != NULL)
+		event_free(w->ev);
+	close(w->fd);
+	memset(w, 0, sizeof(*w));
+}
+
+static void on_worker_msg(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	unsigned slot;
+	for (slot = 0; slot < MAX_WORKER_SLOTS; slot++) {
+		if (m->slots[slot].pid != 0 && m->slots[slot].fd == fd)
+			break;
+	}
+	if (slot == MAX_WORKER_SLOTS)
+		return;
+	for (;;) {
+		struct ipc_msg msg;
+		int cfd;
+		int rc = ipc_recv(fd, &msg, &cfd);
+		if (cfd >= 0)
+			close(cfd);
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0) {
+			/* The worker is exiting; SIGCHLD does the rest. */
+			event_del(m->slots[slot].ev);
+			return;
+		}
+		if (msg.type == IPC_SESSION_END)
+			rec_remove(m, msg.id);
+	}
+}
+
+static void on_respawn(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	if (!m->stopping)
+		fill_workers(m);
+}
+
+static void reap_children(struct master *m)
+{
+	int status;
+	pid_t pid;
+	bool lost = false;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == m->port20_pid) {
+			log_error("the port-20 helper exited; active connections will use other ports");
+			m->port20_pid = 0;
+			close(m->port20_ctl);
+			m->port20_ctl = -1;
+			continue;
+		}
+		for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+			struct worker_slot *w = &m->slots[i];
+			if (w->pid != pid)
+				continue;
+			bool expected = w->draining || m->stopping;
+			if (!expected || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				if (WIFSIGNALED(status))
+					log_error("worker %u (pid %d) killed by signal %d; its %u "
+						  "sessions are lost",
+						  w->index, (int)pid, WTERMSIG(status), w->load);
+				else
+					log_error("worker %u (pid %d) exited with status %d",
+						  w->index, (int)pid, WEXITSTATUS(status));
+			}
+			if (!expected)
+				lost = true;
+			free_slot(m, i);
+		}
+	}
+	if (m->stopping) {
+		if (live_workers(m, true) == 0)
+			event_base_loopexit(m->base, NULL);
+		return;
+	}
+	if (lost) {
+		/* A worker that dies at once would otherwise be restarted in a tight loop. */
+		struct timeval tv = { .tv_sec = 1, .tv_usec = 0 };
+		evtimer_add(m->respawn_timer, &tv);
+	}
+}
+
+static void send_all(struct master *m, enum ipc_type type, bool only_active)
+{
+	struct ipc_msg msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = type;
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+		if (m->slots[i].pid != 0 && (!only_active || !m->slots[i].draining))
+			ipc_send(m->slots[i].fd, &msg, -1);
+	}
+}
+
+/* ---- accepting ---- */
+
+static void reject(int fd, const char *reply)
+{
+	/* Best effort: the socket is fresh, so the reply fits its buffer. */
+	ssize_t n = send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)n;
+	close(fd);
+}
+
+static int pick_worker(const struct master *m)
+{
+	int best = -1;
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+		const struct worker_slot *w = &m->slots[i];
+		if (w->pid == 0 || w->draining)
+			continue;
+		if (best < 0 || w->load < m->slots[best].load)
+			best = (int)i;
+	}
+	return best;
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct master *m = arg;
+	struct sockaddr_storage peer;
+	memset(&peer, 0, sizeof(peer));
+	memcpy(&peer, sa, (size_t)salen < sizeof(peer) ? (size_t)salen : sizeof(peer));
+	hostport_unmap(&peer);
+	char who[64];
+	hostport_ntop(&peer, who, sizeof(who));
+
+	if (m->total >= m->cfg->max_sessions) {
+		log_warn("refused %s: %u sessions (max_sessions)", who, m->total);
+		reject(fd, "421 Too many users; try again later.\r\n");
+		return;
+	}
+	if (addr_sessions(m, &peer) >= m->cfg->max_sessions_per_ip) {
+		log_warn("refused %s: too many sessions from this address (max_sessions_per_ip)",
+			 who);
+		reject(fd, "421 Too many connections from your address.\r\n");
+		return;
+	}
+	int slot = pick_worker(m);
+	struct ipc_msg msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = IPC_NEW_SESSION;
+	msg.id = ++m->next_id;
+	if (slot < 0 || ipc_send(m->slots[slot].fd, &msg, fd) < 0) {
+		log_error("no worker to take %s", who);
+		reject(fd, "421 Service not available; try again later.\r\n");
+		return;
+	}
+	close(fd);
+	if (rec_add(m, msg.id, (unsigned)slot, &peer) < 0)
+		log_error("out of memory counting sessions");
+}
+
+static int bind_listener(const struct sockaddr_storage *a)
+{
+	int fd = socket(a->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1, zero = 0;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (a->ss_family == AF_INET6) {
+		const struct in6_addr *ip = &((const struct sockaddr_in6 *)a)->sin6_addr;
+		/* "[::]" takes IPv4 too; a specific IPv6 address only IPv6. */
+		int v6only = IN6_IS_ADDR_UNSPECIFIED(ip) ? zero : one;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+	}
+	if (bind(fd, (const struct sockaddr *)a, hostport_len(a)) < 0 || listen(fd, 511) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_error("user '%s' does not exist (set 'user' to an unprivileged account)", user);
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
+		log_error("cannot drop privileges to '%s': %s", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		log_error("privileges were not dropped");
+		return -1;
+	}
+	log_info("running as user %s (uid %d)", user, (int)pw->pw_uid);
+	return 0;
+}
+
+/* ---- signals ---- */
+
+static void begin_stop(struct master *m)
+{
+	if (m->stopping)
+		return;
+	m->stopping = true;
+	log_info("shutting down: no new sessions; transfers may run %u s",
+		 m->cfg->shutdown_timeout);
+	for (unsigned i = 0; i < m->n_listeners; i++) {
+		evconnlistener_free(m->listeners[i]);
+		m->listeners[i] = NULL;
+	}
+	send_all(m, IPC_SHUTDOWN, false);
+	struct timeval tv = { .tv_sec = m->cfg->shutdown_timeout + 5, .tv_usec = 0 };
+	evtimer_add(m->kill_timer, &tv);
+	if (live_workers(m, true) == 0)
+		event_base_loopexit(m->base, NULL);
+}
+
+static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+		if (m->slots[i].pid != 0)
+			kill(m->slots[i].pid, SIGKILL);
+	}
+	event_base_loopexit(m->base, NULL);
+}
+
+static int open_root(const char *dir)
+{
+	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static bool same_listeners(const struct config *a, const struct config *b)
+{
+	if (a->n_listen != b->n_listen)
+		return false;
+	for (unsigned i = 0; i < a->n_listen; i++) {
+		if (!hostport_same_host(&a->listen[i], &b->listen[i]) ||
+		    hostport_get_port(&a->listen[i]) != hostport_get_port(&b->listen[i]))
+			return false;
+	}
+	return true;
+}
+
+static void reload(struct master *m)
+{
+	struct config *n = calloc(1, sizeof(*n));
+	bool check;
+	if (n == NULL || config_load(n, m->argc, m->argv, &check, stderr) != 0) {
+		log_error("reload failed: keeping the running configuration");
+		free(n);
+		return;
+	}
+	if (!same_listeners(m->cfg, n)) {
+		log_warn("listen addresses changed: they take effect after a restart");
+		memcpy(n->listen, m->cfg->listen, sizeof(n->listen));
+		n->n_listen = m->cfg->n_listen;
+	}
+	if (strcmp(n->root, m->cfg->root) != 0) {
+		int fd = n->root[0] != '\0' ? open_root(n->root) : -1;
+		if (n->root[0] != '\0' && fd < 0) {
+			log_error("reload failed: root %s: %s", n->root, strerror(errno));
+			free(n);
+			return;
+		}
+		if (m->root_fd >= 0)
+			close(m->root_fd);
+		m->root_fd = fd;
+	}
+	free(m->cfg);
+	m->cfg = n;
+	/* Old workers finish their sessions with the old configuration; new ones get this. */
+	send_all(m, IPC_DRAIN, true);
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+		if (m->slots[i].pid != 0)
+			m->slots[i].draining = true;
+	}
+	fill_workers(m);
+	log_info("configuration reloaded; new sessions use it");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		begin_stop(m);
+		break;
+	case SIGHUP:
+		if (!m->stopping)
+			reload(m);
+		break;
+	case SIGCHLD:
+		reap_children(m);
+		break;
+	}
+}
+
+int master_main(struct config *cfg, int argc, char **argv)
+{
+	struct master *m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return 1;
+	m->cfg = cfg;
+	m->argc = argc;
+	m->argv = argv;
+	m->xferlog_fd = -1;
+	m->root_fd = -1;
+	m->port20_ctl = -1;
+	log_set_role("master");
+	signal(SIGPIPE, SIG_IGN);
+
+	for (unsigned i = 0; i < cfg->n_listen; i++) {
+		char who[64];
+		hostport_ntop(&cfg->listen[i], who, sizeof(who));
+		int fd = bind_listener(&cfg->listen[i]);
+		if (fd < 0) {
+			log_error("cannot listen on %s port %u: %s", who,
+				  hostport_get_port(&cfg->listen[i]), strerror(-fd));
+			return 1;
+		}
+		m->listen_fds[m->n_listeners++] = fd;
+		log_info("listening on %s port %u", who, hostport_get_port(&cfg->listen[i]));
+	}
+	if (cfg->xferlog[0] != '\0') {
+		m->xferlog_fd = open(cfg->xferlog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (m->xferlog_fd < 0) {
+			log_error("xferlog %s: %s", cfg->xferlog, strerror(errno));
+			return 1;
+		}
+	}
+	/*
+	 * Opened now, with the privileges we start with, so that the served directory may
+	 * sit below directories the unprivileged user cannot traverse (such as /root).
+	 */
+	if (cfg->root[0] != '\0' && (m->root_fd = open_root(cfg->root)) < 0) {
+		log_error("root %s: %s", cfg->root, strerror(errno));
+		return 1;
+	}
+	if (geteuid() == 0) {
+		if (cfg->active_from_port_20) {
+			m->port20_pid = port20_start(cfg->user, &m->port20_ctl);
+			if (m->port20_pid < 0) {
+				log_error("cannot start the port-20 helper: %s",
+					  strerror((int)-m->port20_pid));
+				return 1;
+			}
+		}
+		if (drop_privileges(cfg->user) < 0)
+			return 1;
+	} else if (cfg->active_from_port_20) {
+		log_warn("active_from_port_20 needs root at start-up; active data connections "
+			 "will come from unprivileged ports");
+	}
+
+	m->base = event_base_new();
+	if (m->base == NULL)
+		return 1;
+	for (unsigned i = 0; i < m->n_listeners; i++) {
+		m->listeners[i] = evconnlistener_new(m->base, on_accept, m, LEV_OPT_CLOSE_ON_FREE,
+						     -1, m->listen_fds[i]);
+		if (m->listeners[i] == NULL)
+			return 1;
+	}
+	static const int sigs[4] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD };
+	for (unsigned i = 0; i < 4; i++) {
+		m->sig_ev[i] = evsignal_new(m->base, sigs[i], on_signal, m);
+		if (m->sig_ev[i] == NULL || event_add(m->sig_ev[i], NULL) < 0)
+			return 1;
+	}
+	m->kill_timer = evtimer_new(m->base, on_kill_timer, m);
+	m->respawn_timer = evtimer_new(m->base, on_respawn, m);
+	fill_workers(m);
+	log_info("ready: %u workers", live_workers(m, false));
+
+	event_base_dispatch(m->base);
+
+	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
+		if (m->slots[i].pid != 0)
+			free_slot(m, i);
+	}
+	for (unsigned i = 0; i < m->n_listeners; i++) {
+		if (m->listeners[i] != NULL)
+			evconnlistener_free(m->listeners[i]);
+	}
+	for (unsigned i = 0; i < 4; i++)
+		event_free(m->sig_ev[i]);
+	event_free(m->kill_timer);
+	event_free(m->respawn_timer);
+	event_base_free(m->base);
+	if (m->port20_pid > 0)
+		kill(m->port20_pid, SIGTERM);
+	if (m->xferlog_fd >= 0)
+		close(m->xferlog_fd);
+	if (m->root_fd >= 0)
+		close(m->root_fd);
+	log_info("stopped");
+	free(m->cfg);
+	free(m);
+	return 0;
+}

@@ -1,0 +1,189 @@
+/*
+ * port20.c: the port-20 helper process and its two clients (master and workers).
+ *
+ * The helper runs as the unprivileged user with only CAP_NET_BIND_SERVICE.  It serves
+ * exactly one request type, IPC_PORT20_REQUEST, and checks it: an IPv4 or IPv6 address,
+ * port forced to 20.  It never reads from the network and never touches a file.
+ */
+#include "server/port20.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "common/hostport.h"
+#include "server/ipc.h"
+#include "server/log.h"
+
+#define PORT20_MAX_CHANNELS 1024
+
+static int drop_to_user(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+	if (pw == NULL)
+		return -ENOENT;
+	if (prctl(PR_SET_KEEPCAPS, 1) < 0 || setgroups(0, NULL) < 0 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+		return -errno;
+	cap_t caps = cap_init();
+	cap_value_t keep = CAP_NET_BIND_SERVICE;
+	int rc = 0;
+	if (caps == NULL || cap_set_flag(caps, CAP_PERMITTED, 1, &keep, CAP_SET) < 0 ||
+	    cap_set_flag(caps, CAP_EFFECTIVE, 1, &keep, CAP_SET) < 0 || cap_set_proc(caps) < 0)
+		rc = -errno;
+	cap_free(caps);
+	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	return rc;
+}
+
+static void serve_request(int chan, const struct ipc_msg *req)
+{
+	struct ipc_msg rep;
+	memset(&rep, 0, sizeof(rep));
+	rep.type = IPC_PORT20_REPLY;
+	struct sockaddr_storage a;
+	memcpy(&a, req->addr, sizeof(a) < sizeof(req->addr) ? sizeof(a) : sizeof(req->addr));
+	int fd = -1;
+	if (req->type != IPC_PORT20_REQUEST || (a.ss_family != AF_INET && a.ss_family != AF_INET6)) {
+		rep.err = EINVAL;
+	} else {
+		hostport_set_port(&a, 20);
+		fd = socket(a.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int one = 1;
+		/* Many data connections may come from port 20 at once, to different peers. */
+		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+		    bind(fd, (struct sockaddr *)&a, hostport_len(&a)) < 0) {
+			rep.err = errno;
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+		}
+	}
+	ipc_send(chan, &rep, fd);
+	if (fd >= 0)
+		close(fd);
+}
+
+static _Noreturn void helper_main(int ctl)
+{
+	struct pollfd *fds = calloc(PORT20_MAX_CHANNELS + 1, sizeof(*fds));
+	if (fds == NULL)
+		_exit(1);
+	nfds_t n = 1;
+	fds[0].fd = ctl;
+	fds[0].events = POLLIN;
+	for (;;) {
+		if (poll(fds, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(1);
+		}
+		for (nfds_t i = 0; i < n; i++) {
+			if (fds[i].revents == 0)
+				continue;
+			struct ipc_msg m;
+			int fd;
+			int rc = ipc_recv(fds[i].fd, &m, &fd);
+			if (i == 0) {
+				if (rc == -EPIPE)
+					_exit(0); /* the master is gone */
+				if (rc == 0 && m.type == IPC_PORT20_CHANNEL && fd >= 0 &&
+				    n <= PORT20_MAX_CHANNELS) {
+					fds[n].fd = fd;
+					fds[n].events = POLLIN;
+					fds[n].revents = 0;
+					n++;
+				} else if (fd >= 0) {
+					close(fd);
+				}
+				continue;
+			}
+			if (fd >= 0)
+				close(fd); /* workers never send descriptors */
+			if (rc == 0) {
+				serve_request(fds[i].fd, &m);
+			} else if (rc != -EAGAIN) {
+				/* The worker is gone: forget its channel. */
+				close(fds[i].fd);
+				fds[i] = fds[n - 1];
+				n--;
+				i--;
+			}
+		}
+	}
+}
+
+pid_t port20_start(const char *user, int *ctl)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		int rc = drop_to_user(user);
+		if (rc < 0) {
+			log_error("port-20 helper: cannot drop to user %s: %s", user, strerror(-rc));
+			_exit(1);
+		}
+		helper_main(sv[1]);
+	}
+	close(sv[1]);
+	*ctl = sv[0];
+	return pid;
+}
+
+int port20_new_channel(int ctl)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	struct ipc_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = IPC_PORT20_CHANNEL;
+	int rc = ipc_send(ctl, &m, sv[1]);
+	close(sv[1]);
+	if (rc < 0) {
+		close(sv[0]);
+		return rc;
+	}
+	return sv[0];
+}
+
+int port20_request(int chan, const struct sockaddr_storage *addr)
+{
+	struct ipc_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = IPC_PORT20_REQUEST;
+	memcpy(m.addr, addr, sizeof(*addr) < sizeof(m.addr) ? sizeof(*addr) : sizeof(m.addr));
+	int rc = ipc_send(chan, &m, -1);
+	if (rc < 0)
+		return rc;
+	int fd;
+	rc = ipc_recv(chan, &m, &fd);
+	if (rc < 0)
+		return rc;
+	if (m.type != IPC_PORT20_REPLY || fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return m.err != 0 ? -m.err : -EPROTO;
+	}
+	return fd;
+}

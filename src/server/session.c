@@ -1,0 +1,336 @@
+/*
+ * session.c: a session's control connection: reading command lines, queueing replies, the
+ * order of commands, time-outs and the end of the session.
+ *
+ * Commands are answered strictly in order.  While a transfer or a password check runs,
+ * the next line waits in the parser (only ABOR, STAT and QUIT are taken during a transfer),
+ * and input is not read further, so pipelined commands cost no memory beyond the socket's
+ * input watermark.
+ */
+#include "server/session.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "common/err.h"
+#include "common/hostport.h"
+#include "common/listing.h"
+#include "common/reply.h"
+#include "server/auth.h"
+#include "server/data.h"
+#include "server/dispatch.h"
+#include "server/log.h"
+#include "server/transfer.h"
+#include "server/worker.h"
+
+/* Stop reading commands while this much output waits for a client that does not read. */
+#define CTL_OUT_HIGH (256 * 1024)
+/* Bytes of unread input kept per session (pipelining); the socket holds the rest. */
+#define CTL_IN_HIGH (64 * 1024)
+#define REPLY_MAX (1024 * 1024)
+
+static void process_input(struct session *s);
+
+static void free_session(struct session *s)
+{
+	struct server *srv = s->srv;
+	transfer_free(s);
+	data_free(s);
+	if (s->auth != NULL)
+		auth_cancel(s->auth);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->delay_timer != NULL)
+		event_free(s->delay_timer);
+	if (s->ctl != NULL)
+		bufferevent_free(s->ctl);
+	if (s->root_fd >= 0)
+		close(s->root_fd);
+	TAILQ_REMOVE(&srv->sessions, s, link);
+	srv->n_sessions--;
+	uint64_t id = s->id;
+	explicit_bzero(s, sizeof(*s));
+	free(s);
+	worker_session_ended(srv, id);
+}
+
+void session_close(struct session *s, const char *why)
+{
+	if (s->flags & SF_PROCESSING) {
+		if (!(s->flags & SF_CLOSE_NOW))
+			str_copy(s->close_why, sizeof(s->close_why), why);
+		s->flags |= SF_CLOSE_NOW;
+		return;
+	}
+	log_info("session %llu end client=%s user=%s reason=%s", (unsigned long long)s->id,
+		 s->peer_str, s->username[0] ? s->username : "-", why);
+	free_session(s);
+}
+
+void session_close_after_flush(struct session *s, const char *why)
+{
+	if (!(s->flags & SF_CLOSING))
+		str_copy(s->close_why, sizeof(s->close_why), why);
+	s->flags |= SF_CLOSING;
+	transfer_free(s);
+	data_free(s);
+	bufferevent_disable(s->ctl, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->ctl)) == 0)
+		session_close(s, s->close_why);
+}
+
+static void queue_reply(struct session *s, const struct buf *b)
+{
+	if (bufferevent_write(s->ctl, b->data, b->len) < 0)
+		session_close(s, "out of memory");
+}
+
+void session_reply(struct session *s, int code, const char *text)
+{
+	struct buf b;
+	buf_init(&b, REPLY_MAX);
+	if (reply_format(&b, code, text) == 0)
+		queue_reply(s, &b);
+	buf_free(&b);
+}
+
+void session_replyf(struct session *s, int code, const char *fmt, ...)
+{
+	char text[VPATH_MAX + 512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	session_reply(s, code, text);
+}
+
+void session_reply_raw(struct session *s, const struct buf *b)
+{
+	queue_reply(s, b);
+}
+
+void session_reply_errno(struct session *s, int rc, const char *what)
+{
+	int e = -rc;
+	switch (e) {
+	case ENOENT:
+	case ENOTDIR:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: No such file or directory.", what);
+		break;
+	case EACCES:
+	case EPERM:
+	case EROFS:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: Permission denied.", what);
+		break;
+	case EEXIST:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: File exists.", what);
+		break;
+	case ENOTEMPTY:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: Directory not empty.", what);
+		break;
+	case EISDIR:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: Is a directory.", what);
+		break;
+	case ELOOP:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: Too many levels of symbolic links.", what);
+		break;
+	case EINVAL:
+	case EBUSY:
+		session_replyf(s, R_550_UNAVAILABLE, "%s: Not allowed.", what);
+		break;
+	case ENOSPC:
+	case EDQUOT:
+		session_replyf(s, R_452_NO_SPACE, "%s: Insufficient storage space.", what);
+		break;
+	case ENAMETOOLONG:
+		session_replyf(s, R_553_BAD_NAME, "%s: File name too long.", what);
+		break;
+	default:
+		session_replyf(s, R_451_LOCAL_ERROR, "%s: %s.", what, strerror(e));
+		break;
+	}
+}
+
+int session_path(struct session *s, const char *arg, char *out)
+{
+	int rc = path_resolve(s->cwd, arg, strlen(arg), out, VPATH_MAX);
+	if (rc == FERR_INVALID) {
+		session_reply(s, R_553_BAD_NAME, "File name not allowed.");
+		return -1;
+	}
+	if (rc < 0) {
+		session_reply(s, R_553_BAD_NAME, "Path too long.");
+		return -1;
+	}
+	return 0;
+}
+
+void session_touch(struct session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+	unsigned secs = (s->flags & SF_LOGGED_IN) ? cfg->idle_timeout : cfg->login_timeout;
+	struct timeval tv = { .tv_sec = secs, .tv_usec = 0 };
+	evtimer_add(s->timer, &tv);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	if (s->xfer != NULL) {
+		/* A running transfer has its own time-out; the session is not idle. */
+		session_touch(s);
+		return;
+	}
+	bool login = !(s->flags & SF_LOGGED_IN);
+	session_reply(s, R_421_CLOSING,
+		      login ? "Login timeout: closing control connection."
+			    : "Idle timeout: closing control connection.");
+	session_close_after_flush(s, login ? "login timeout" : "idle timeout");
+}
+
+static bool busy(const struct session *s)
+{
+	return s->xfer != NULL || s->auth != NULL || s->delay_timer != NULL;
+}
+
+/* A malformed line: 500, and the session ends when it keeps happening. */
+static void bad_line(struct session *s, const char *why)
+{
+	s->bad_commands++;
+	session_replyf(s, R_500_SYNTAX_ERROR, "%s", why);
+	if (s->bad_commands >= s->srv->cfg->max_bad_commands) {
+		session_reply(s, R_421_CLOSING, "Too many malformed commands.");
+		session_close_after_flush(s, "too many malformed commands");
+	}
+}
+
+static void run_line(struct session *s)
+{
+	session_touch(s);
+	dispatch_line(s, s->parser.line, s->parser.len);
+}
+
+static void process_input(struct session *s)
+{
+	if (s->flags & SF_PROCESSING)
+		return;
+	s->flags |= SF_PROCESSING;
+	struct evbuffer *in = bufferevent_get_input(s->ctl);
+	struct evbuffer *out = bufferevent_get_output(s->ctl);
+	while (!(s->flags & (SF_CLOSING | SF_CLOSE_NOW))) {
+		if (evbuffer_get_length(out) > CTL_OUT_HIGH)
+			break; /* resumed by on_ctl_write when the client reads */
+		if (s->flags & SF_HELD_LINE) {
+			if (busy(s) && !(s->xfer != NULL && s->auth == NULL &&
+					 dispatch_during_transfer(s->parser.line, s->parser.len)))
+				break;
+			s->flags &= ~SF_HELD_LINE;
+			run_line(s);
+			continue;
+		}
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			break;
+		size_t used = 0;
+		enum cmd_status st = cmd_parser_feed(&s->parser, v.iov_base, v.iov_len, &used);
+		evbuffer_drain(in, used);
+		switch (st) {
+		case CMD_AGAIN:
+			break;
+		case CMD_TOOLONG:
+			bad_line(s, "Command line too long.");
+			break;
+		case CMD_HASNUL:
+			bad_line(s, "Command line holds a NUL byte.");
+			break;
+		case CMD_LINE:
+			s->flags |= SF_HELD_LINE; /* run at the top of the loop, in its turn */
+			break;
+		}
+	}
+	s->flags &= ~SF_PROCESSING;
+	if (s->flags & SF_CLOSE_NOW)
+		session_close(s, s->close_why);
+}
+
+void session_resume(struct session *s)
+{
+	process_input(s);
+}
+
+static void on_ctl_read(struct bufferevent *bev, void *arg)
+{
+	process_input(arg);
+}
+
+static void on_ctl_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	if (s->flags & SF_CLOSING) {
+		session_close(s, s->close_why);
+		return;
+	}
+	process_input(s);
+}
+
+static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	session_close(s, (what & BEV_EVENT_EOF) ? "client closed" : "connection error");
+}
+
+struct session *session_new(struct server *srv, int fd, uint64_t id)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		return NULL;
+	}
+	s->srv = srv;
+	s->id = id;
+	s->root_fd = -1;
+	s->mlst_facts = FACT_ALL;
+	str_copy(s->cwd, sizeof(s->cwd), "/");
+	cmd_parser_init(&s->parser);
+	TAILQ_INSERT_TAIL(&srv->sessions, s, link);
+	srv->n_sessions++;
+
+	socklen_t len = sizeof(s->peer);
+	int one = 1;
+	if (getpeername(fd, (struct sockaddr *)&s->peer, &len) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&s->local, &(socklen_t){ sizeof(s->local) }) < 0) {
+		close(fd);
+		free_session(s);
+		return NULL;
+	}
+	hostport_unmap(&s->peer);
+	hostport_unmap(&s->local);
+	hostport_ntop(&s->peer, s->peer_str, sizeof(s->peer_str));
+	/* Telnet Synch arrives as urgent data; keep it in line so ABOR is read in order. */
+	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evutil_make_socket_nonblocking(fd);
+
+	s->ctl = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(srv->base, on_timer, s);
+	if (s->ctl == NULL || s->timer == NULL) {
+		if (s->ctl == NULL)
+			close(fd);
+		free_session(s);
+		return NULL;
+	}
+	bufferevent_setcb(s->ctl, on_ctl_read, on_ctl_write, on_ctl_event, s);
+	bufferevent_setwatermark(s->ctl, EV_READ, 0, CTL_IN_HIGH);
+	bufferevent_enable(s->ctl, EV_READ | EV_WRITE);
+	log_info("session %llu start client=%s", (unsigned long long)id, s->peer_str);
+	session_reply(s, R_220_READY, srv->cfg->banner);
+	session_touch(s);
+	return s;
+}

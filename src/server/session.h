@@ -1,0 +1,122 @@
+/*
+ * session.h: one client of a worker: its control connection, login, working directory,
+ * data channel and transfer.  A session is owned by its worker (struct server) and freed
+ * by session_close(); nothing else keeps a pointer to it beyond a callback's lifetime.
+ */
+#ifndef FERRY_SERVER_SESSION_H
+#define FERRY_SERVER_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+
+#include "common/buf.h"
+#include "common/command.h"
+#include "common/path.h"
+#include "server/config.h"
+
+struct auth_pool;
+struct users;
+struct data_chan;
+struct transfer;
+struct auth_request;
+
+/* One worker process: its event loop and everything its sessions share. */
+struct server {
+	struct event_base *base;
+	const struct config *cfg;   /* frozen */
+	const struct users *users;  /* frozen; NULL when no users file */
+	struct auth_pool *auth;
+	int worker_index;
+	int master_fd;              /* channel to the master */
+	int port20_fd;              /* channel to the port-20 helper, or -1 */
+	int xferlog_fd;             /* -1 when not logging transfers */
+	int anon_root_fd;           /* O_PATH descriptor of the anonymous root, or -1 */
+	TAILQ_HEAD(, session) sessions;
+	unsigned n_sessions;
+	bool draining;              /* finishing sessions; no new ones */
+	bool shutting_down;         /* SIGTERM: close sessions as their transfers end */
+};
+
+enum session_flags {
+	SF_CLOSING = 1 << 0,        /* flush the output, then close */
+	SF_LOGGED_IN = 1 << 1,
+	SF_ANONYMOUS = 1 << 2,
+	SF_EPSV_ALL = 1 << 3,
+	SF_UTF8 = 1 << 4,
+	SF_HAVE_RNFR = 1 << 5,
+	SF_USER_GIVEN = 1 << 6,
+	SF_HELD_LINE = 1 << 7,      /* parser.line holds a command waiting for its turn */
+	SF_PROCESSING = 1 << 8,     /* inside the command loop: closes and resumes wait */
+	SF_CLOSE_NOW = 1 << 9,      /* close asked for while processing */
+};
+
+struct session {
+	struct server *srv;
+	TAILQ_ENTRY(session) link;
+	uint64_t id;
+	struct bufferevent *ctl;
+	struct sockaddr_storage peer;   /* control connection's peer (IPv4-mapped unmapped) */
+	struct sockaddr_storage local;  /* control connection's local address */
+	char peer_str[64];
+	unsigned flags;
+	char close_why[64];
+
+	struct cmd_parser parser;
+	unsigned bad_commands;
+	struct event *timer;            /* login and idle time-outs */
+
+	/* login */
+	char username[64];
+	unsigned login_failures;
+	struct auth_request *auth;      /* a password check in flight, or NULL */
+	struct event *delay_timer;      /* a failed login's delay */
+	unsigned perms;
+	int root_fd;                    /* O_PATH descriptor of the user's root, -1 before login */
+	char cwd[VPATH_MAX];
+
+	/* transfer parameters */
+	bool type_ascii;
+	uint64_t rest;                  /* REST offset for the next transfer */
+	char rnfr[VPATH_MAX];
+	unsigned mlst_facts;
+	char client_name[64];           /* from CLNT, for logs */
+
+	struct data_chan *data;         /* PASV/PORT state, or NULL */
+	struct transfer *xfer;          /* the running transfer, or NULL */
+};
+
+/* Take over an accepted control connection.  Returns NULL (fd closed) on failure. */
+struct session *session_new(struct server *srv, int fd, uint64_t id);
+/* Close at once: frees everything, tells the master. */
+void session_close(struct session *s, const char *why);
+/* Flush what is queued, then close (after QUIT or a 421). */
+void session_close_after_flush(struct session *s, const char *why);
+
+/* Queue a reply.  Text may hold '\n' for a multi-line reply. */
+void session_reply(struct session *s, int code, const char *text);
+void session_replyf(struct session *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Queue bytes already formatted as a reply (multi-line builders). */
+void session_reply_raw(struct session *s, const struct buf *b);
+
+/* Reply to a failed file operation, choosing the code from errno (negative rc). */
+void session_reply_errno(struct session *s, int rc, const char *what);
+
+/*
+ * Resolve a client path against the working directory into out (VPATH_MAX bytes).
+ * On a bad name, replies 553/501 and returns -1.
+ */
+int session_path(struct session *s, const char *arg, char *out);
+
+/* Called when a transfer or password check ends: process commands that waited. */
+void session_resume(struct session *s);
+
+/* Restart the idle (or login) timer after activity. */
+void session_touch(struct session *s);
+
+#endif

@@ -1,0 +1,361 @@
+/*
+ * transfer.c: the data pumps.  Binary downloads go out with sendfile(2) (libevent writes
+ * evbuffer file segments that way); TYPE A and listings through a producer; uploads are
+ * written from the connection's buffers to the file with writev(2).
+ */
+#include "server/transfer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "common/ascii.h"
+#include "common/hostport.h"
+#include "common/reply.h"
+#include "server/data.h"
+#include "server/log.h"
+#include "server/session.h"
+
+/* Refill the output when it falls below LOW; never queue far more than HIGH. */
+#define OUT_LOW (256 * 1024)
+#define OUT_HIGH (1024 * 1024)
+/* Stop reading an upload when this much waits to be written (it never should). */
+#define IN_HIGH (4 * 1024 * 1024)
+#define CHUNK (64 * 1024)
+
+struct transfer {
+	struct session *s;
+	struct transfer_spec spec;
+	struct bufferevent *bev;
+	bool connected;
+	bool produced_all;     /* the producer is done */
+	bool passive;
+	uint64_t queued;       /* bytes handed to the output buffer */
+	uint64_t written;      /* upload bytes written to the file */
+	struct timespec start;
+	struct ascii_state ascii;
+};
+
+static double elapsed(const struct transfer *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t->start.tv_sec) +
+	       (double)(now.tv_nsec - t->start.tv_nsec) / 1e9;
+}
+
+static uint64_t bytes_moved(const struct transfer *t)
+{
+	if (t->spec.upload)
+		return t->written;
+	uint64_t pending = t->bev != NULL ? evbuffer_get_length(bufferevent_get_output(t->bev)) : 0;
+	return t->queued - pending;
+}
+
+static void release(struct transfer *t)
+{
+	if (t->bev != NULL)
+		bufferevent_free(t->bev);
+	if (t->spec.file_fd >= 0)
+		close(t->spec.file_fd);
+	if (t->spec.fill_free != NULL)
+		t->spec.fill_free(t->spec.fill_ctx);
+	free(t);
+}
+
+/* End the transfer: log, free, reply, and let waiting commands run. */
+static void finish(struct transfer *t, int code, const char *text)
+{
+	struct session *s = t->s;
+	if (t->connected && !t->spec.is_listing) {
+		struct xfer_record r = {
+			.client = s->peer_str,
+			.user = s->username,
+			.anonymous = (s->flags & SF_ANONYMOUS) != 0,
+			.path = t->spec.path,
+			.bytes = bytes_moved(t),
+			.seconds = elapsed(t),
+			.upload = t->spec.upload,
+			.ascii = t->spec.ascii,
+			.passive = t->passive,
+			.complete = code == R_226_CLOSING_DATA,
+		};
+		log_transfer(s->srv->xferlog_fd, &r);
+	}
+	s->xfer = NULL;
+	release(t);
+	data_free(s);
+	if (text != NULL)
+		session_reply(s, code, text);
+	session_resume(s);
+}
+
+void transfer_free(struct session *s)
+{
+	if (s->xfer != NULL) {
+		struct transfer *t = s->xfer;
+		s->xfer = NULL;
+		release(t);
+	}
+}
+
+void transfer_abort(struct session *s)
+{
+	struct transfer *t = s->xfer;
+	if (t == NULL) {
+		data_free(s);
+		session_reply(s, R_225_DATA_OPEN, "No transfer to abort.");
+		return;
+	}
+	finish(t, R_426_TRANSFER_ABORTED, "Transfer aborted; data connection closed.");
+	session_reply(s, R_226_CLOSING_DATA, "ABOR successful.");
+}
+
+void transfer_status(const struct session *s, struct buf *out)
+{
+	const struct transfer *t = s->xfer;
+	if (t == NULL)
+		return;
+	if (!t->connected) {
+		buf_printf(out, "Waiting for the data connection for %s", t->spec.path);
+		return;
+	}
+	uint64_t moved = bytes_moved(t);
+	if (t->spec.size > 0 && !t->spec.upload)
+		buf_printf(out, "%s %s: %llu of %llu bytes in %.1f s", t->spec.upload ? "Receiving" : "Sending",
+			   t->spec.path, (unsigned long long)(t->spec.offset + moved),
+			   (unsigned long long)(t->spec.offset + t->spec.size), elapsed(t));
+	else
+		buf_printf(out, "%s %s: %llu bytes in %.1f s", t->spec.upload ? "Receiving" : "Sending",
+			   t->spec.path, (unsigned long long)(t->spec.offset + moved), elapsed(t));
+}
+
+/* ---- downloads ---- */
+
+static void fill_output(struct transfer *t)
+{
+	struct evbuffer *out = bufferevent_get_output(t->bev);
+	while (!t->produced_all && evbuffer_get_length(out) < OUT_HIGH) {
+		size_t before = evbuffer_get_length(out);
+		int rc = t->spec.fill(t->spec.fill_ctx, out);
+		t->queued += evbuffer_get_length(out) - before;
+		if (rc < 0) {
+			char text[160];
+			snprintf(text, sizeof(text), "Read error: %s; transfer aborted.", strerror(-rc));
+			finish(t, R_451_LOCAL_ERROR, text);
+			return;
+		}
+		if (rc == 1)
+			t->produced_all = true;
+	}
+	if (t->produced_all) {
+		/* From now on, call back only once everything has left. */
+		bufferevent_setwatermark(t->bev, EV_WRITE, 0, 0);
+		if (evbuffer_get_length(out) == 0)
+			finish(t, R_226_CLOSING_DATA,
+			       t->spec.done_text[0] ? t->spec.done_text : "Transfer complete.");
+	}
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	fill_output(arg);
+}
+
+/* The producer of binary file downloads: one file segment, sent with sendfile. */
+static int fill_file_binary(void *ctx, struct evbuffer *out)
+{
+	struct transfer *t = ctx;
+	if (t->spec.size == 0)
+		return 1;
+	struct evbuffer_file_segment *seg = evbuffer_file_segment_new(
+		t->spec.file_fd, (ev_off_t)t->spec.offset, (ev_off_t)t->spec.size, EVBUF_FS_CLOSE_ON_FREE);
+	if (seg == NULL)
+		return -EIO;
+	t->spec.file_fd = -1; /* the segment owns it now */
+	int rc = evbuffer_add_file_segment(out, seg, 0, (ev_off_t)t->spec.size);
+	evbuffer_file_segment_free(seg);
+	return rc < 0 ? -EIO : 1;
+}
+
+/* The producer of TYPE A file downloads: LF becomes CR LF on the way out. */
+static int fill_file_ascii(void *ctx, struct evbuffer *out)
+{
+	struct transfer *t = ctx;
+	uint8_t in[CHUNK];
+	ssize_t n;
+	do {
+		n = read(t->spec.file_fd, in, sizeof(in));
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 1;
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(out, 2 * (size_t)n, &v, 1) < 1)
+		return -ENOMEM;
+	v.iov_len = ascii_to_crlf(&t->ascii, in, (size_t)n, v.iov_base);
+	if (evbuffer_commit_space(out, &v, 1) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- uploads ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Write what has arrived to the file.  Returns 0 or -errno. */
+static int drain_upload(struct transfer *t)
+{
+	struct evbuffer *in = bufferevent_get_input(t->bev);
+	while (evbuffer_get_length(in) > 0) {
+		if (!t->spec.ascii) {
+			int n = evbuffer_write(in, t->spec.file_fd);
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			t->written += (uint64_t)n;
+			continue;
+		}
+		uint8_t raw[CHUNK], conv[CHUNK + 1];
+		int n = evbuffer_remove(in, raw, sizeof(raw));
+		if (n <= 0)
+			return -EIO;
+		size_t m = ascii_from_crlf(&t->ascii, raw, (size_t)n, conv);
+		int rc = write_all(t->spec.file_fd, conv, m);
+		if (rc < 0)
+			return rc;
+		t->written += (uint64_t)n;
+	}
+	return 0;
+}
+
+static void upload_failed(struct transfer *t, int err)
+{
+	char text[160];
+	bool full = err == -ENOSPC || err == -EDQUOT;
+	snprintf(text, sizeof(text), "%s; transfer aborted.",
+		 full ? "Insufficient storage space" : strerror(-err));
+	finish(t, full ? R_452_NO_SPACE : R_451_LOCAL_ERROR, text);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct transfer *t = arg;
+	int rc = drain_upload(t);
+	if (rc < 0)
+		upload_failed(t, rc);
+}
+
+static void upload_done(struct transfer *t)
+{
+	int rc = drain_upload(t);
+	if (rc == 0 && t->spec.ascii) {
+		uint8_t cr[1];
+		size_t m = ascii_from_crlf_flush(&t->ascii, cr);
+		rc = write_all(t->spec.file_fd, cr, m);
+	}
+	if (rc < 0) {
+		upload_failed(t, rc);
+		return;
+	}
+	finish(t, R_226_CLOSING_DATA, t->spec.done_text[0] ? t->spec.done_text : "Transfer complete.");
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct transfer *t = arg;
+	if (t->spec.upload && (what & BEV_EVENT_EOF)) {
+		upload_done(t);
+		return;
+	}
+	if (t->spec.upload) {
+		/* Keep what arrived: a broken upload can be resumed with REST. */
+		drain_upload(t);
+	}
+	const char *text = (what & BEV_EVENT_TIMEOUT)
+				   ? "Data connection timed out; transfer aborted."
+				   : "Data connection broken; transfer aborted.";
+	finish(t, R_426_TRANSFER_ABORTED, text);
+}
+
+static void on_data_ready(struct session *s, int fd, const char *why)
+{
+	struct transfer *t = s->xfer;
+	if (fd < 0) {
+		char text[256];
+		snprintf(text, sizeof(text), "Cannot open data connection: %s.", why ? why : "failed");
+		finish(t, R_425_CANT_OPEN_DATA, text);
+		return;
+	}
+	t->bev = bufferevent_socket_new(s->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (t->bev == NULL) {
+		close(fd);
+		finish(t, R_425_CANT_OPEN_DATA, "Cannot open data connection: out of memory.");
+		return;
+	}
+	t->connected = true;
+	clock_gettime(CLOCK_MONOTONIC, &t->start);
+	session_reply(s, R_150_OPENING_DATA, t->spec.opening);
+
+	struct timeval tv = { .tv_sec = s->srv->cfg->data_timeout, .tv_usec = 0 };
+	bufferevent_set_timeouts(t->bev, &tv, &tv);
+	bufferevent_set_max_single_read(t->bev, 256 * 1024);
+	bufferevent_set_max_single_write(t->bev, 4 * 1024 * 1024);
+	if (t->spec.upload) {
+		bufferevent_setwatermark(t->bev, EV_READ, 0, IN_HIGH);
+		bufferevent_setcb(t->bev, on_read, NULL, on_event, t);
+		bufferevent_enable(t->bev, EV_READ);
+		bufferevent_disable(t->bev, EV_WRITE);
+		return;
+	}
+	bufferevent_setwatermark(t->bev, EV_WRITE, OUT_LOW, 0);
+	bufferevent_setcb(t->bev, NULL, on_write, on_event, t);
+	bufferevent_enable(t->bev, EV_WRITE);
+	bufferevent_disable(t->bev, EV_READ);
+	fill_output(t);
+}
+
+void transfer_start(struct session *s, struct transfer_spec *spec)
+{
+	struct transfer *t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		if (spec->file_fd >= 0)
+			close(spec->file_fd);
+		if (spec->fill_free != NULL)
+			spec->fill_free(spec->fill_ctx);
+		session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
+		return;
+	}
+	t->s = s;
+	t->spec = *spec;
+	ascii_init(&t->ascii);
+	if (!t->spec.upload && t->spec.fill == NULL) {
+		t->spec.fill = t->spec.ascii ? fill_file_ascii : fill_file_binary;
+		t->spec.fill_ctx = t;
+	}
+	t->passive = data_is_passive(s);
+	s->xfer = t;
+	data_connect(s, on_data_ready);
+}

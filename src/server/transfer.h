@@ -1,0 +1,57 @@
+/*
+ * transfer.h: moving bytes over a data connection once it is up.
+ *
+ * A download pulls from a producer (a file through sendfile, a file through the TYPE A
+ * converter, a directory listing) whenever the connection's output runs low, so memory
+ * stays bounded whatever the size.  An upload writes what arrives straight to the file.
+ * One transfer at a time per session; it ends in 226, 426 (broken or aborted), 425 (no
+ * data connection) or a 45x/55x file error.
+ */
+#ifndef FERRY_SERVER_TRANSFER_H
+#define FERRY_SERVER_TRANSFER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/path.h"
+
+struct session;
+struct evbuffer;
+struct transfer;
+
+/*
+ * A producer appends the next bytes to out.  Returns 0 when more will follow, 1 when it
+ * has appended its last bytes, or -errno.
+ */
+typedef int xfer_fill_fn(void *ctx, struct evbuffer *out);
+
+struct transfer_spec {
+	bool upload;
+	int file_fd;                  /* uploads and file downloads; owned by the transfer */
+	uint64_t offset;              /* REST offset, already applied to file_fd for uploads */
+	uint64_t size;                /* download size if known (for 150 and STAT), else 0 */
+	bool ascii;                   /* TYPE A conversion */
+	bool is_listing;              /* not logged as a file transfer */
+	xfer_fill_fn *fill;           /* downloads other than files: the producer */
+	void *fill_ctx;
+	void (*fill_free)(void *ctx); /* frees fill_ctx; called exactly once */
+	char path[VPATH_MAX];         /* virtual path, for logs and replies */
+	char opening[512];            /* text of the 150 reply */
+	char done_text[VPATH_MAX + 64]; /* text of the 226 reply ("" = default) */
+};
+
+/*
+ * Start a transfer: waits for the data connection, replies 150, moves the bytes, replies
+ * 226/426.  Takes ownership of spec's descriptor and producer even on failure.  The
+ * session processes no other command (but ABOR, STAT, QUIT) until it ends.
+ */
+void transfer_start(struct session *s, struct transfer_spec *spec);
+/* ABOR: stop the running transfer with 426, then 226 (RFC 959 s.4.1.3). */
+void transfer_abort(struct session *s);
+/* Silently drop the transfer (session closing). */
+void transfer_free(struct session *s);
+/* A progress line for STAT during a transfer. */
+void transfer_status(const struct session *s, struct buf *out);
+
+#endif

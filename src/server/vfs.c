@@ -1,0 +1,134 @@
+/*
+ * vfs.c: the file-system boundary of the server.  Nothing else in src/server calls open,
+ * stat, mkdir, unlink or rename on client-supplied names.
+ */
+#include "server/vfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/path.h"
+
+static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY);
+	/* The kernel rejects a mode without O_CREAT or O_TMPFILE. */
+	how.mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode : 0;
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	for (;;) {
+		long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+		if (fd >= 0)
+			return (int)fd;
+		/* EAGAIN: a concurrent rename raced the lookup; the kernel asks us to retry. */
+		if (errno != EINTR && errno != EAGAIN)
+			return -errno;
+	}
+}
+
+int vfs_open_root(const char *dir)
+{
+	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int vfs_open(int root, const char *vpath, int flags, mode_t mode)
+{
+	return sys_openat2(root, path_relative(vpath), flags, mode);
+}
+
+int vfs_stat(int root, const char *vpath, struct stat *st)
+{
+	int fd = sys_openat2(root, path_relative(vpath), O_PATH, 0);
+	if (fd < 0)
+		return fd;
+	int rc = fstat(fd, st) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int vfs_opendir(int root, const char *vpath)
+{
+	return sys_openat2(root, path_relative(vpath), O_RDONLY | O_DIRECTORY, 0);
+}
+
+/* Open the parent of vpath and point *name at its last component. */
+static int open_parent(int root, const char *vpath, const char **name)
+{
+	char parent[VPATH_MAX];
+	int rc = path_split(vpath, parent, sizeof(parent), name);
+	if (rc < 0)
+		return -EINVAL; /* the root itself has no parent: nothing to create or remove */
+	return sys_openat2(root, path_relative(parent), O_PATH | O_DIRECTORY, 0);
+}
+
+int vfs_mkdir(int root, const char *vpath, mode_t mode)
+{
+	const char *name;
+	int dir = open_parent(root, vpath, &name);
+	if (dir < 0)
+		return dir;
+	int rc = mkdirat(dir, name, mode) < 0 ? -errno : 0;
+	close(dir);
+	return rc;
+}
+
+static int remove_entry(int root, const char *vpath, int flags)
+{
+	const char *name;
+	int dir = open_parent(root, vpath, &name);
+	if (dir < 0)
+		return dir;
+	int rc = unlinkat(dir, name, flags) < 0 ? -errno : 0;
+	close(dir);
+	return rc;
+}
+
+int vfs_rmdir(int root, const char *vpath)
+{
+	return remove_entry(root, vpath, AT_REMOVEDIR);
+}
+
+int vfs_unlink(int root, const char *vpath)
+{
+	return remove_entry(root, vpath, 0);
+}
+
+int vfs_rename(int root, const char *from, const char *to)
+{
+	const char *from_name, *to_name;
+	int from_dir = open_parent(root, from, &from_name);
+	if (from_dir < 0)
+		return from_dir;
+	int to_dir = open_parent(root, to, &to_name);
+	if (to_dir < 0) {
+		close(from_dir);
+		return to_dir;
+	}
+	int rc = renameat(from_dir, from_name, to_dir, to_name) < 0 ? -errno : 0;
+	close(from_dir);
+	close(to_dir);
+	return rc;
+}
+
+int vfs_set_mtime(int root, const char *vpath, time_t mtime)
+{
+	int fd = sys_openat2(root, path_relative(vpath), O_PATH, 0);
+	if (fd < 0)
+		return fd;
+	struct timespec times[2] = {
+		{ .tv_sec = 0, .tv_nsec = UTIME_OMIT },
+		{ .tv_sec = mtime, .tv_nsec = 0 },
+	};
+	/* AT_EMPTY_PATH acts on the descriptor itself, which was resolved inside the root. */
+	int rc = utimensat(fd, "", times, AT_EMPTY_PATH) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}

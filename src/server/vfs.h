@@ -1,0 +1,35 @@
+/*
+ * vfs.h: every file operation of a session, confined beneath the user's root by the kernel.
+ *
+ * The root is a directory descriptor; every path is resolved with openat2(2) and
+ * RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, so "..", absolute paths and symlinks are
+ * resolved as if the root were "/" and nothing can reach outside, whatever a bug above
+ * this file does.  Operations on a last component (unlink, rename, mkdir) act through a
+ * descriptor of the parent opened the same way.  Paths are normalised virtual paths
+ * (path.h).  All functions return 0 / a descriptor, or -errno.
+ */
+#ifndef FERRY_SERVER_VFS_H
+#define FERRY_SERVER_VFS_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Open a real directory as a root.  Returns an O_PATH descriptor or -errno. */
+int vfs_open_root(const char *dir);
+
+/* open(2) flags and mode, resolved in root.  The caller closes the descriptor. */
+int vfs_open(int root, const char *vpath, int flags, mode_t mode);
+/* stat following symlinks (resolved in root). */
+int vfs_stat(int root, const char *vpath, struct stat *st);
+/* Open a directory for reading (listing) or as a working directory check. */
+int vfs_opendir(int root, const char *vpath);
+int vfs_mkdir(int root, const char *vpath, mode_t mode);
+int vfs_rmdir(int root, const char *vpath);
+int vfs_unlink(int root, const char *vpath);
+/* Rename; refuses to replace an existing directory with a file and vice versa (as rename(2)). */
+int vfs_rename(int root, const char *from, const char *to);
+/* Set the modification time (MFMT), leaving the access time alone. */
+int vfs_set_mtime(int root, const char *vpath, time_t mtime);
+
+#endif
