@@ -146,13 +146,15 @@ void cmd_retr(struct session *s, const char *arg)
 
 enum store_kind { STORE_REPLACE, STORE_APPEND, STORE_UNIQUE };
 
-static void store(struct session *s, const char *path, int fd, uint64_t rest, bool unique)
+static void store(struct session *s, const char *path, int fd, uint64_t rest, bool unique,
+		  bool truncate)
 {
 	struct transfer_spec spec = {
 		.upload = true,
 		.file_fd = fd,
 		.offset = rest,
 		.ascii = s->type_ascii,
+		.truncate = truncate,
 	};
 	str_copy(spec.path, sizeof(spec.path), path);
 	if (unique) {
@@ -176,8 +178,6 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 	int flags = O_WRONLY | O_CREAT | O_NONBLOCK;
 	if (append)
 		flags |= O_APPEND;
-	else if (rest == 0)
-		flags |= O_TRUNC;
 	int fd = vfs_open(s->root_fd, path, flags, 0666);
 	if (fd < 0) {
 		session_reply_errno(s, fd, "Could not create file");
@@ -206,7 +206,7 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 			return;
 		}
 	}
-	store(s, path, fd, rest, false);
+	store(s, path, fd, rest, false, !append && rest == 0);
 }
 
 void cmd_stor(struct session *s, const char *arg)
@@ -237,7 +237,7 @@ void cmd_stou(struct session *s, const char *arg)
 		}
 		int fd = vfs_open(s->root_fd, path, O_WRONLY | O_CREAT | O_EXCL, 0666);
 		if (fd >= 0) {
-			store(s, path, fd, 0, true);
+			store(s, path, fd, 0, true, false);
 			return;
 		}
 		if (fd != -EEXIST) {

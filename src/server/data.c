@@ -61,6 +61,12 @@ void data_free(struct session *s)
 	s->data = NULL;
 }
 
+bool data_prepared(const struct session *s)
+{
+	const struct data_chan *d = s->data;
+	return d != NULL && (d->mode == DATA_ACTIVE || d->listen_fd >= 0 || d->conn_fd >= 0);
+}
+
 bool data_is_passive(const struct session *s)
 {
 	return s->data != NULL && s->data->mode == DATA_PASSIVE;

@@ -31,6 +31,8 @@ typedef void data_ready_fn(struct session *s, int fd, const char *why);
  * data_connect returns.  Without a prior PASV/EPSV/PORT/EPRT it fails at once.
  */
 void data_connect(struct session *s, data_ready_fn *ready);
+/* Whether PORT/EPRT was given, or a passive listener or connection is still there. */
+bool data_prepared(const struct session *s);
 /* Whether the next transfer uses passive mode (for logs). */
 bool data_is_passive(const struct session *s);
 /* Forget PASV/PORT state, closing any listener or connection. */

@@ -9,6 +9,7 @@
 
 #include "common/command.h"
 #include "common/reply.h"
+#include "server/data.h"
 #include "server/log.h"
 #include "server/session.h"
 
@@ -84,6 +85,11 @@ void dispatch_line(struct session *s, const char *line, size_t len)
 	if ((c->flags & NOT_AFTER_EPSV_ALL) && (s->flags & SF_EPSV_ALL)) {
 		/* RFC 2428 s.4: after EPSV ALL only EPSV may set up data connections. */
 		session_replyf(s, R_503_BAD_SEQUENCE, "%s not allowed after EPSV ALL.", c->verb);
+		return;
+	}
+	/* Before a handler opens, creates or truncates anything. */
+	if ((c->flags & OPENS_DATA) && !data_prepared(s)) {
+		session_reply(s, R_425_CANT_OPEN_DATA, "Use PORT, EPRT, PASV or EPSV first.");
 		return;
 	}
 	c->handler(s, sp.has_arg ? sp.arg : "");

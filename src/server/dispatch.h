@@ -19,6 +19,7 @@ enum command_flags {
 	DURING_XFER = 1 << 4,
 	NOT_AFTER_EPSV_ALL = 1 << 5,
 	FEAT_HIDDEN = 1 << 6,
+	OPENS_DATA = 1 << 7,
 };
 
 typedef void command_handler(struct session *s, const char *arg);

@@ -25,10 +25,17 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc, argv);
-	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD */
-	if (argc == 7 && strcmp(argv[1], "--worker") == 0)
-		return worker_main(parse_fd(argv[2]), parse_fd(argv[3]), parse_fd(argv[4]),
-				   parse_fd(argv[5]), parse_fd(argv[6]));
+	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD */
+	if (argc == 8 && strcmp(argv[1], "--worker") == 0) {
+		struct worker_fds fds = {
+			.master = parse_fd(argv[2]),
+			.port20 = parse_fd(argv[4]),
+			.xferlog = parse_fd(argv[5]),
+			.root = parse_fd(argv[6]),
+			.users = parse_fd(argv[7]),
+		};
+		return worker_main(&fds, parse_fd(argv[3]));
+	}
 
 	struct config *cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL)

@@ -30,6 +30,7 @@
 #include "server/ipc.h"
 #include "server/log.h"
 #include "server/port20.h"
+#include "server/users.h"
 
 #define MAX_WORKER_SLOTS 512
 #define REC_BUCKETS 4096
@@ -75,6 +76,7 @@ struct master {
 	unsigned next_index;
 	int xferlog_fd;
 	int root_fd;            /* the anonymous root, opened before dropping privileges */
+	int users_fd;           /* sealed snapshot of the users file, or -1 */
 	int port20_ctl;
 	pid_t port20_pid;
 	bool stopping;
@@ -206,13 +208,15 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 			log_warn("no channel to the port-20 helper: %s", strerror(-p20));
 	}
 	unsigned index = ++m->next_index;
-	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16];
+	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16], a_users[16];
 	snprintf(a_fd, sizeof(a_fd), "%d", sv[1]);
 	snprintf(a_index, sizeof(a_index), "%u", index);
 	snprintf(a_p20, sizeof(a_p20), "%d", p20);
 	snprintf(a_xfer, sizeof(a_xfer), "%d", m->xferlog_fd);
 	snprintf(a_root, sizeof(a_root), "%d", m->root_fd);
-	char *args[] = { m->argv[0], "--worker", a_fd, a_index, a_p20, a_xfer, a_root, NULL };
+	snprintf(a_users, sizeof(a_users), "%d", m->users_fd);
+	char *args[] = { m->argv[0], "--worker", a_fd,    a_index, a_p20,
+			 a_xfer,     a_root,     a_users, NULL };
 
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -232,6 +236,8 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 			clear_cloexec(m->xferlog_fd);
 		if (m->root_fd >= 0)
 			clear_cloexec(m->root_fd);
+		if (m->users_fd >= 0)
+			clear_cloexec(m->users_fd);
 		execv("/proc/self/exe", args);
 		_exit(127);
 	}
@@ -547,6 +553,16 @@ static void reload(struct master *m)
 			close(m->root_fd);
 		m->root_fd = fd;
 	}
+	int ufd = -1;
+	if (n->users_file[0] != '\0' && (ufd = users_snapshot(n->users_file)) < 0) {
+		log_error("reload failed: users file %s: %s (it must be readable by user %s)",
+			  n->users_file, strerror(-ufd), n->user);
+		free(n);
+		return;
+	}
+	if (m->users_fd >= 0)
+		close(m->users_fd);
+	m->users_fd = ufd;
 	free(m->cfg);
 	m->cfg = n;
 	/* Old workers finish their sessions with the old configuration; new ones get this. */
@@ -587,6 +603,7 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->argv = argv;
 	m->xferlog_fd = -1;
 	m->root_fd = -1;
+	m->users_fd = -1;
 	m->port20_ctl = -1;
 	log_set_role("master");
 	signal(SIGPIPE, SIG_IGN);
@@ -616,6 +633,10 @@ int master_main(struct config *cfg, int argc, char **argv)
 	 */
 	if (cfg->root[0] != '\0' && (m->root_fd = open_root(cfg->root)) < 0) {
 		log_error("root %s: %s", cfg->root, strerror(errno));
+		return 1;
+	}
+	if (cfg->users_file[0] != '\0' && (m->users_fd = users_snapshot(cfg->users_file)) < 0) {
+		log_error("users file %s: %s", cfg->users_file, strerror(-m->users_fd));
 		return 1;
 	}
 	if (geteuid() == 0) {
@@ -675,6 +696,8 @@ int master_main(struct config *cfg, int argc, char **argv)
 		close(m->xferlog_fd);
 	if (m->root_fd >= 0)
 		close(m->root_fd);
+	if (m->users_fd >= 0)
+		close(m->users_fd);
 	log_info("stopped");
 	free(m->cfg);
 	free(m);

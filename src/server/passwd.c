@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -119,6 +120,12 @@ int passwd_main(int argc, char **argv)
 		return 1;
 	}
 	int ofd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* Keep an existing file's owner and mode (say, root:ftp 0640 so workers can read it). */
+	struct stat ost;
+	if (ofd >= 0 && in != NULL && fstat(fileno(in), &ost) == 0) {
+		if (fchown(ofd, ost.st_uid, ost.st_gid) < 0 || fchmod(ofd, ost.st_mode & 0777) < 0)
+			fprintf(stderr, "ferryd passwd: cannot keep the owner and mode of %s\n", file);
+	}
 	FILE *out = ofd >= 0 ? fdopen(ofd, "w") : NULL;
 	if (out == NULL) {
 		fprintf(stderr, "ferryd passwd: %s: %s\n", tmp, strerror(errno));

@@ -315,6 +315,15 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		finish(t, R_425_CANT_OPEN_DATA, "Cannot open data connection: out of memory.");
 		return;
 	}
+	/* Only now: a STOR whose data connection fails must not destroy the old file. */
+	if (t->spec.truncate && ftruncate(t->spec.file_fd, 0) < 0) {
+		char text[160];
+		snprintf(text, sizeof(text), "Cannot write the file: %s.", strerror(errno));
+		bufferevent_free(t->bev);
+		t->bev = NULL;
+		finish(t, R_451_LOCAL_ERROR, text);
+		return;
+	}
 	t->connected = true;
 	clock_gettime(CLOCK_MONOTONIC, &t->start);
 	session_reply(s, R_150_OPENING_DATA, t->spec.opening);

@@ -5,6 +5,9 @@
 #include "server/users.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,13 +66,72 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct user_entry *)a)->name, ((const struct user_entry *)b)->name);
 }
 
+static int users_load_stream(FILE *f, const char *path, struct users **out, FILE *err);
+
 int users_load(const char *path, struct users **out, FILE *err)
 {
-	FILE *f = fopen(path, "r");
+	FILE *f = fopen(path, "re");
 	if (f == NULL) {
 		fprintf(err, "%s: cannot open: %s\n", path, strerror(errno));
 		return -1;
 	}
+	return users_load_stream(f, path, out, err);
+}
+
+int users_load_fd(int fd, const char *name, struct users **out, FILE *err)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	FILE *f = copy >= 0 ? fdopen(copy, "r") : NULL;
+	if (f == NULL || fseek(f, 0, SEEK_SET) < 0) {
+		fprintf(err, "%s: cannot read: %s\n", name, strerror(errno));
+		if (f != NULL)
+			fclose(f);
+		else if (copy >= 0)
+			close(copy);
+		return -1;
+	}
+	return users_load_stream(f, name, out, err);
+}
+
+int users_snapshot(const char *path)
+{
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	int mfd = memfd_create("ferryd-users", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0) {
+		int e = errno;
+		close(in);
+		return -e;
+	}
+	char buf[65536];
+	ssize_t n;
+	int rc = 0;
+	while ((n = read(in, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		if (write(mfd, buf, (size_t)n) != n) {
+			rc = -EIO;
+			break;
+		}
+	}
+	close(in);
+	if (rc == 0 &&
+	    fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		close(mfd);
+		return rc;
+	}
+	return mfd;
+}
+
+static int users_load_stream(FILE *f, const char *path, struct users **out, FILE *err)
+{
 	struct users *u = calloc(1, sizeof(*u));
 	size_t cap = 0;
 	int rc = u == NULL ? -1 : 0;

@@ -26,6 +26,13 @@ struct users {
  * On success *out is a new table the caller frees with users_free().
  */
 int users_load(const char *path, struct users **out, FILE *err);
+/* The same from an open descriptor (read from its start; not closed); name is for messages. */
+int users_load_fd(int fd, const char *name, struct users **out, FILE *err);
+/*
+ * Copy the users file into a sealed memory file, so that workers, which run unprivileged,
+ * read the exact snapshot the master validated.  Returns the descriptor or -errno.
+ */
+int users_snapshot(const char *path);
 void users_free(struct users *u);
 const struct user_entry *users_find(const struct users *u, const char *name);
 

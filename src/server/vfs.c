@@ -19,7 +19,8 @@ static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode)
 {
 	struct open_how how;
 	memset(&how, 0, sizeof(how));
-	how.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY);
+	/* openat2 rejects O_PATH combined with anything but O_DIRECTORY and O_NOFOLLOW. */
+	how.flags = (uint64_t)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOCTTY));
 	/* The kernel rejects a mode without O_CREAT or O_TMPFILE. */
 	how.mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode : 0;
 	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;

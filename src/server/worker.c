@@ -141,8 +141,9 @@ static int read_config(int fd, struct config *cfg)
 	return n == (ssize_t)sizeof(*cfg) ? 0 : -1;
 }
 
-int worker_main(int master_fd, int index, int port20_fd, int xferlog_fd, int root_fd)
+int worker_main(const struct worker_fds *fds, int index)
 {
+	int master_fd = fds->master;
 	struct worker *w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return 1;
@@ -158,16 +159,16 @@ int worker_main(int master_fd, int index, int port20_fd, int xferlog_fd, int roo
 		log_error("no configuration from the master");
 		return 1;
 	}
-	if (w->cfg.users_file[0] != '\0' && users_load(w->cfg.users_file, &w->users, stderr) < 0)
+	if (fds->users >= 0 && users_load_fd(fds->users, w->cfg.users_file, &w->users, stderr) < 0)
 		return 1;
 	struct server *srv = &w->srv;
 	srv->cfg = &w->cfg;
 	srv->users = w->users;
 	srv->worker_index = index;
 	srv->master_fd = master_fd;
-	srv->port20_fd = port20_fd;
-	srv->xferlog_fd = xferlog_fd;
-	srv->anon_root_fd = root_fd;
+	srv->port20_fd = fds->port20;
+	srv->xferlog_fd = fds->xferlog;
+	srv->anon_root_fd = fds->root;
 	TAILQ_INIT(&srv->sessions);
 	umask(w->cfg.umask);
 

@@ -9,12 +9,20 @@
 
 struct server;
 
+/* The descriptors a worker inherits from the master (-1 where not used). */
+struct worker_fds {
+	int master;   /* channel to the master */
+	int port20;   /* channel to the port-20 helper */
+	int xferlog;  /* transfer log */
+	int root;     /* anonymous root, O_PATH */
+	int users;    /* sealed snapshot of the users file */
+};
+
 /*
- * Entry point of a worker process (ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD, started by
- * the master).  Reads its frozen configuration from the master channel.  Returns the exit
- * status.
+ * Entry point of a worker process (ferryd --worker ..., started by the master).  Reads its
+ * frozen configuration from the master channel.  Returns the exit status.
  */
-int worker_main(int master_fd, int index, int port20_fd, int xferlog_fd, int root_fd);
+int worker_main(const struct worker_fds *fds, int index);
 
 /* A session ended: tell the master, and exit the loop if draining and idle. */
 void worker_session_ended(struct server *srv, uint64_t id);
