@@ -87,14 +87,18 @@ void log_transfer(int xferlog_fd, const struct xfer_record *r)
 	gmtime_r(&now, &tm);
 	if (strftime(when, sizeof(when), "%a %b %d %H:%M:%S %Y", &tm) == 0)
 		return;
+	/* xferlog fields are separated by spaces: a space in a name would shift them. */
+	char path[4096];
+	size_t i;
+	for (i = 0; r->path[i] != '\0' && i < sizeof(path) - 1; i++)
+		path[i] = r->path[i] == ' ' ? '_' : r->path[i];
+	path[i] = '\0';
 	char line[4096 + 512];
 	int n = snprintf(line, sizeof(line), "%s %.0f %s %llu %s %c _ %c %c %s ftp 0 * %c\n", when,
 			 r->seconds < 1 ? 1.0 : r->seconds, r->client,
-			 (unsigned long long)r->bytes, r->path, r->ascii ? 'a' : 'b',
+			 (unsigned long long)r->bytes, path, r->ascii ? 'a' : 'b',
 			 r->upload ? 'i' : 'o', r->anonymous ? 'a' : 'r', r->user,
 			 r->complete ? 'c' : 'i');
-	if (n > 0 && (size_t)n < sizeof(line)) {
-		/* xferlog fields are space-separated: a space in a name would shift them. */
+	if (n > 0 && (size_t)n < sizeof(line))
 		write_all(xferlog_fd, line, (size_t)n);
-	}
 }

@@ -138,6 +138,7 @@ pid_t port20_start(const char *user, int *ctl)
 		signal(SIGINT, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_NAME, "ferryd-port20");
 		int rc = drop_to_user(user);
 		if (rc < 0) {
 			log_error("port-20 helper: cannot drop to user %s: %s", user, strerror(-rc));

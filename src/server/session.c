@@ -262,6 +262,12 @@ static void process_input(struct session *s)
 
 void session_resume(struct session *s)
 {
+	if (s->srv->shutting_down && !busy(s) && !(s->flags & SF_CLOSING)) {
+		/* SIGTERM let this transfer finish; the session ends with it. */
+		session_reply(s, R_421_CLOSING, "Server shutting down.");
+		session_close_after_flush(s, "shutdown");
+		return;
+	}
 	process_input(s);
 }
 

@@ -149,6 +149,7 @@ int worker_main(const struct worker_fds *fds, int index)
 		return 1;
 	snprintf(w->role, sizeof(w->role), "worker %d", index);
 	log_set_role(w->role);
+	prctl(PR_SET_NAME, "ferryd-worker");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
