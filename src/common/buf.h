@@ -24,9 +24,12 @@ bool slice_eq(struct slice a, struct slice b);
 bool slice_eq_nocase(struct slice a, struct slice b);
 
 /*
- * An owning, growable buffer holding at most `max` bytes.  data is always NUL-terminated
- * (the NUL is not counted in len), so a buffer of text can be handed to C string functions.
- * The caller owns the buffer and frees it with buf_free().
+ * An owning, growable buffer holding at most `max` bytes (the trailing NUL is extra and not
+ * counted).  buf_init() allocates nothing and data stays NULL until the first successful
+ * append (even of zero bytes); from then on data is always NUL-terminated, so a buffer of
+ * text can be handed to C string functions.  buf_slice() of an empty buffer is {"", 0}.
+ * Growth is geometric but never beyond max.  The caller owns the buffer and frees it with
+ * buf_free().
  */
 struct buf {
 	char *data;

@@ -41,10 +41,12 @@ void cmd_parser_init(struct cmd_parser *p);
 
 /*
  * Consume bytes from in[0..n) up to and including the end of one line (LF, with an optional
- * CR before it; a lone CR not followed by LF is kept as data... CR NUL is Telnet's bare CR
- * and becomes CR).  Sets *used to the number of bytes consumed.  Returns a cmd_status.
- * After CMD_LINE / CMD_TOOLONG / CMD_HASNUL the parser is ready for the next line (the
- * result stays readable in p->line until the next call).
+ * CR before it).  A CR not followed by LF is kept as data, and CR NUL (Telnet's bare CR)
+ * becomes CR; any other NUL makes the line CMD_HASNUL.  A line longer than CMD_LINE_MAX is
+ * consumed to its LF, its excess discarded, and reported as CMD_TOOLONG.  Sets *used to the
+ * number of bytes consumed.  Input may be split anywhere, even inside an IAC sequence.
+ * After CMD_LINE / CMD_TOOLONG / CMD_HASNUL the parser is ready for the next line: the
+ * result (line, len and the flags) stays readable until the next call, which clears them.
  */
 enum cmd_status cmd_parser_feed(struct cmd_parser *p, const uint8_t *in, size_t n, size_t *used);
 

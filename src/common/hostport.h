@@ -13,8 +13,9 @@
 #include "buf.h"
 
 /*
- * PORT argument "h1,h2,h3,h4,p1,p2" (each 0..255, decimal, no spaces) -> IPv4 address and
- * port.  Returns 0 or FERR_INVALID.
+ * PORT argument "h1,h2,h3,h4,p1,p2" (each 0..255, decimal, one to three digits, no spaces
+ * or signs) -> IPv4 address and port.  Any port 0..65535 is accepted: refusing low ports
+ * is the caller's policy.  Returns 0 or FERR_INVALID.
  */
 int hostport_parse_port(const char *arg, struct sockaddr_storage *out);
 /*
@@ -29,7 +30,10 @@ int hostport_parse_eprt(const char *arg, struct sockaddr_storage *out);
 int hostport_format_pasv(struct buf *b, const struct in_addr *addr, uint16_t port);
 /* "Entering Extended Passive Mode (|||port|)" */
 int hostport_format_epsv(struct buf *b, uint16_t port);
-/* Client side: the argument of PORT / EPRT for a local address. */
+/*
+ * Client side: the argument of PORT / EPRT for a local address.  An IPv4-mapped IPv6
+ * address is written as IPv4 ("|1|..." for EPRT); PORT of real IPv6 is FERR_INVALID.
+ */
 int hostport_format_port(struct buf *b, const struct sockaddr_storage *addr);
 int hostport_format_eprt(struct buf *b, const struct sockaddr_storage *addr);
 /* Client side: find "(h1,...,p2)" (or bare h1,..,p2) in a 227 reply text. */

@@ -19,9 +19,10 @@
 bool path_name_ok(const char *s, size_t len);
 
 /*
- * Resolve arg (absolute, or relative to cwd, which must be absolute and normalised) into
- * out.  An empty arg means cwd.  Returns 0, FERR_INVALID (NUL, CR or LF in arg), or
- * FERR_TOOBIG (result longer than outsz - 1).
+ * Resolve arg (absolute, or relative to cwd, which must be absolute) into out.  An empty
+ * arg means cwd.  Works in place without allocating: out may be the cwd buffer itself.
+ * Returns 0, FERR_INVALID (NUL, CR or LF in arg; a relative arg with a cwd that is not
+ * absolute), or FERR_TOOBIG (result longer than outsz - 1; out is then "").
  */
 int path_resolve(const char *cwd, const char *arg, size_t arg_len, char *out, size_t outsz);
 

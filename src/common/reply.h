@@ -61,7 +61,9 @@ enum reply_code {
 /*
  * Append a reply to b.  A text holding '\n' becomes a multi-line reply: "CODE-first",
  * continuation lines, "CODE last" (RFC 959 s.4.2); continuation lines are indented by one
- * space so that none can be mistaken for the last line.  CR bytes inside text are dropped.
+ * space so that none can be mistaken for the last line.  CR bytes inside text are dropped,
+ * one trailing '\n' is ignored, and an empty text gives "CODE \r\n".  code must be
+ * 100..599 (a constant: anything else is a bug and aborts).
  * Returns 0, FERR_TOOBIG or FERR_NOMEM (b unchanged on error).
  */
 int reply_format(struct buf *b, int code, const char *text);
@@ -69,14 +71,15 @@ int reply_formatf(struct buf *b, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Builders for long multi-line replies (FEAT, HELP, STAT) written piece by piece. */
+/* Each appends one line; CR in the text is dropped, LF becomes a space; b unchanged on error. */
 int reply_begin(struct buf *b, int code, const char *first);     /* "CODE-first\r\n" */
 int reply_line(struct buf *b, const char *line);                 /* " line\r\n" */
 int reply_end(struct buf *b, int code, const char *last);        /* "CODE last\r\n" */
 
 /*
  * Append a path in the quoted form of RFC 959 Appendix II (used by 257): enclosed in
- * double quotes, each embedded '"' doubled, CR and LF replaced... (never present in
- * names we accept; replaced by '?' defensively).
+ * double quotes, each embedded '"' doubled.  CR and LF, never present in names we accept,
+ * are replaced by '?' defensively.  b unchanged on error.
  */
 int reply_quote_path(struct buf *b, const char *path);
 
@@ -99,7 +102,14 @@ struct reply_parser {
 
 void reply_parser_init(struct reply_parser *p);
 void reply_parser_free(struct reply_parser *p);
-/* Consume bytes up to the end of one complete reply; *used says how many. */
+/*
+ * Consume bytes up to the end of one complete reply; *used says how many.  A multi-line
+ * reply "NNN-..." ends at the first line "NNN " (or bare "NNN") with the same code; the
+ * lines between are text, with one leading space or a repeated "NNN-" removed.  NUL bytes
+ * are dropped (the NVT's no-op).  A line over 8192 bytes or a text over REPLY_TEXT_MAX is
+ * REPLY_INVALID.  After DONE or INVALID the next call starts a new reply; p->code and
+ * p->text (always NUL-terminated after DONE) stay readable until then.
+ */
 enum reply_status reply_parser_feed(struct reply_parser *p, const uint8_t *in, size_t n,
 				    size_t *used);
 

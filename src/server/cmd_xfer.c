@@ -191,14 +191,10 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 	}
 	fcntl(fd, F_SETFL, append ? O_APPEND : 0);
 	if (rest > 0) {
-		if (rest > (uint64_t)st.st_size) {
-			close(fd);
-			session_replyf(s, R_554_BAD_RESTART,
-				       "Restart offset %llu is beyond the end of the file (%llu).",
-				       (unsigned long long)rest, (unsigned long long)st.st_size);
-			return;
-		}
-		/* Resume: keep the first rest bytes, write over the rest. */
+		/*
+		 * Resume: keep the first rest bytes, write over the rest.  An offset past the end
+		 * leaves a hole, as in vsftpd and ProFTPD; nothing that was there is lost.
+		 */
 		if (ftruncate(fd, (off_t)rest) < 0 || lseek(fd, (off_t)rest, SEEK_SET) < 0) {
 			int e = errno;
 			close(fd);

@@ -264,10 +264,25 @@ void data_passive(struct session *s, bool extended)
 	buf_free(&b);
 }
 
+static bool is_unspecified(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (a->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+	return false;
+}
+
 void data_active(struct session *s, const struct sockaddr_storage *target)
 {
 	struct sockaddr_storage t = *target;
 	hostport_unmap(&t);
+	if (is_unspecified(&t) && t.ss_family == s->peer.ss_family) {
+		/* lftp sends "EPRT |2|::|port|": the unspecified address means the client itself. */
+		uint16_t port = hostport_get_port(&t);
+		t = s->peer;
+		hostport_set_port(&t, port);
+	}
 	/* FTP bounce protection (RFC 2577): only the client itself, only unprivileged ports. */
 	if (!hostport_same_host(&t, &s->peer)) {
 		char who[64];

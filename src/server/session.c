@@ -175,6 +175,9 @@ int session_path(struct session *s, const char *arg, char *out)
 void session_touch(struct session *s)
 {
 	const struct config *cfg = s->srv->cfg;
+	/* The login timeout counts from the connection: commands do not extend it. */
+	if (!(s->flags & SF_LOGGED_IN) && evtimer_pending(s->timer, NULL))
+		return;
 	unsigned secs = (s->flags & SF_LOGGED_IN) ? cfg->idle_timeout : cfg->login_timeout;
 	struct timeval tv = { .tv_sec = secs, .tv_usec = 0 };
 	evtimer_add(s->timer, &tv);
