@@ -195,14 +195,14 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 		 * Resume: keep the first rest bytes, write over the rest.  An offset past the end
 		 * leaves a hole, as in vsftpd and ProFTPD; nothing that was there is lost.
 		 */
-		if (ftruncate(fd, (off_t)rest) < 0 || lseek(fd, (off_t)rest, SEEK_SET) < 0) {
+		if (lseek(fd, (off_t)rest, SEEK_SET) < 0) {
 			int e = errno;
 			close(fd);
 			session_reply_errno(s, -e, "Could not resume");
 			return;
 		}
 	}
-	store(s, path, fd, rest, false, !append && rest == 0);
+	store(s, path, fd, rest, false, !append);
 }
 
 void cmd_stor(struct session *s, const char *arg)

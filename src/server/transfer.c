@@ -316,7 +316,7 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		return;
 	}
 	/* Only now: a STOR whose data connection fails must not destroy the old file. */
-	if (t->spec.truncate && ftruncate(t->spec.file_fd, 0) < 0) {
+	if (t->spec.truncate && ftruncate(t->spec.file_fd, (off_t)t->spec.offset) < 0) {
 		char text[160];
 		snprintf(text, sizeof(text), "Cannot write the file: %s.", strerror(errno));
 		bufferevent_free(t->bev);

@@ -32,7 +32,7 @@ struct transfer_spec {
 	uint64_t offset;              /* REST offset, already applied to file_fd for uploads */
 	uint64_t size;                /* download size if known (for 150 and STAT), else 0 */
 	bool ascii;                   /* TYPE A conversion */
-	bool truncate;                /* STOR: empty the file once the data connection is up */
+	bool truncate;                /* STOR: cut the file at offset once the data connection is up */
 	bool is_listing;              /* not logged as a file transfer */
 	xfer_fill_fn *fill;           /* downloads other than files: the producer */
 	void *fill_ctx;
