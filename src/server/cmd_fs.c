@@ -17,15 +17,6 @@
 
 #define REPLY_BUF_MAX (VPATH_MAX * 2 + 256)
 
-/* Whether the user holds a permission; replies 550 when not. */
-static bool need(struct session *s, unsigned perm)
-{
-	if ((s->perms & perm) == perm)
-		return true;
-	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
-	return false;
-}
-
 /* 257 "path" text, with embedded quotes doubled (RFC 959 Appendix II). */
 static void reply_257(struct session *s, const char *path, const char *text)
 {
@@ -74,7 +65,7 @@ void cmd_cdup(struct session *s, const char *arg)
 void cmd_mkd(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!need(s, PERM_MKDIR) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_MKDIR) || session_path(s, arg, path) < 0)
 		return;
 	int rc = vfs_mkdir(s->root_fd, path, 0777);
 	if (rc < 0) {
@@ -87,7 +78,7 @@ void cmd_mkd(struct session *s, const char *arg)
 void cmd_rmd(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!need(s, PERM_DELETE) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_DELETE) || session_path(s, arg, path) < 0)
 		return;
 	int rc = vfs_rmdir(s->root_fd, path);
 	if (rc < 0) {
@@ -100,7 +91,7 @@ void cmd_rmd(struct session *s, const char *arg)
 void cmd_dele(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!need(s, PERM_DELETE) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_DELETE) || session_path(s, arg, path) < 0)
 		return;
 	int rc = vfs_unlink(s->root_fd, path);
 	if (rc < 0) {
@@ -113,7 +104,7 @@ void cmd_dele(struct session *s, const char *arg)
 void cmd_rnfr(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
 		return;
 	struct stat st;
 	int rc = vfs_stat(s->root_fd, path, &st);
@@ -134,7 +125,7 @@ void cmd_rnto(struct session *s, const char *arg)
 	}
 	s->flags &= ~SF_HAVE_RNFR;
 	char path[VPATH_MAX];
-	if (!need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
 		return;
 	int rc = vfs_rename(s->root_fd, s->rnfr, path);
 	if (rc < 0) {
@@ -149,7 +140,7 @@ void cmd_rnto(struct session *s, const char *arg)
 static int stat_file(struct session *s, const char *arg, struct stat *st)
 {
 	char path[VPATH_MAX];
-	if (!need(s, PERM_READ) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_READ) || session_path(s, arg, path) < 0)
 		return -1;
 	int rc = vfs_stat(s->root_fd, path, st);
 	if (rc < 0) {
@@ -200,7 +191,7 @@ void cmd_mfmt(struct session *s, const char *arg)
 		return;
 	}
 	char path[VPATH_MAX];
-	if (!need(s, PERM_WRITE) || session_path(s, sp + 1, path) < 0)
+	if (!session_need(s, PERM_WRITE) || session_path(s, sp + 1, path) < 0)
 		return;
 	int rc = vfs_set_mtime(s->root_fd, path, t);
 	if (rc < 0) {

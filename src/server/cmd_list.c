@@ -185,10 +185,8 @@ static const char *parse_options(const char *arg, bool *all)
 static struct list_ctx *open_listing(struct session *s, enum list_format fmt, const char *arg,
 				     char *path)
 {
-	if (!(s->perms & PERM_READ)) {
-		session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+	if (!session_need(s, PERM_READ))
 		return NULL;
-	}
 	bool all = false;
 	if (fmt != FMT_MLSD)
 		arg = parse_options(arg, &all);
@@ -272,10 +270,8 @@ void cmd_mlsd(struct session *s, const char *arg)
 void cmd_mlst(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!(s->perms & PERM_READ)) {
-		session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+	if (!session_need(s, PERM_READ))
 		return;
-	}
 	if (session_path(s, arg, path) < 0)
 		return;
 	struct stat st;

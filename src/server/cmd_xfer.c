@@ -21,14 +21,6 @@
 #include "server/transfer.h"
 #include "server/vfs.h"
 
-static bool need(struct session *s, unsigned perm)
-{
-	if ((s->perms & perm) == perm)
-		return true;
-	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
-	return false;
-}
-
 void cmd_port(struct session *s, const char *arg)
 {
 	struct sockaddr_storage t;
@@ -105,7 +97,7 @@ void cmd_retr(struct session *s, const char *arg)
 	uint64_t rest = s->rest;
 	s->rest = 0;
 	char path[VPATH_MAX];
-	if (!need(s, PERM_READ) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_READ) || session_path(s, arg, path) < 0)
 		return;
 	int fd = vfs_open(s->root_fd, path, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0) {
@@ -173,7 +165,7 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 	uint64_t rest = s->rest;
 	s->rest = 0;
 	char path[VPATH_MAX];
-	if (!need(s, PERM_WRITE) || session_path(s, arg, path) < 0)
+	if (!session_need(s, PERM_WRITE) || session_path(s, arg, path) < 0)
 		return;
 	int flags = O_WRONLY | O_CREAT | O_NONBLOCK;
 	if (append)
@@ -218,7 +210,7 @@ void cmd_appe(struct session *s, const char *arg)
 void cmd_stou(struct session *s, const char *arg)
 {
 	s->rest = 0;
-	if (!need(s, PERM_WRITE))
+	if (!session_need(s, PERM_WRITE))
 		return;
 	char base[VPATH_MAX];
 	if (session_path(s, arg[0] != '\0' ? arg : "ftp.upload", base) < 0)

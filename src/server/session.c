@@ -116,6 +116,14 @@ void session_reply_raw(struct session *s, const struct buf *b)
 	queue_reply(s, b);
 }
 
+bool session_need(struct session *s, unsigned perm)
+{
+	if ((s->perms & perm) == perm)
+		return true;
+	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+	return false;
+}
+
 void session_reply_errno(struct session *s, int rc, const char *what)
 {
 	int e = -rc;

@@ -104,6 +104,9 @@ void session_replyf(struct session *s, int code, const char *fmt, ...)
 /* Queue bytes already formatted as a reply (multi-line builders). */
 void session_reply_raw(struct session *s, const struct buf *b);
 
+/* Whether the user holds the permission (enum perm); replies 550 when not. */
+bool session_need(struct session *s, unsigned perm);
+
 /* Reply to a failed file operation, choosing the code from errno (negative rc). */
 void session_reply_errno(struct session *s, int rc, const char *what);
 
