@@ -216,6 +216,12 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 		str_copy(c->single_name, sizeof(c->single_name), fmt == FMT_NLST ? arg : path_basename(path));
 		return c;
 	}
+	if (fd == -ENOTDIR) {
+		/* RFC 3659 s.7.1: MLSD lists directories only (MLST describes a file). */
+		list_ctx_free(c);
+		session_reply(s, R_550_UNAVAILABLE, "Not a directory; use MLST for a file.");
+		return NULL;
+	}
 	if (fd < 0) {
 		list_ctx_free(c);
 		session_reply_errno(s, fd, "Could not list");

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -329,7 +330,7 @@ void config_print_help(FILE *out)
 {
 	fprintf(out,
 		"usage: ferryd [--config FILE] [--check-config] [--OPTION VALUE ...]\n"
-		"       ferryd passwd FILE NAME\n"
+		"       ferryd passwd FILE NAME [--home DIR] [--permissions LIST]\n"
 		"\n"
 		"Every configuration file key is also a long option, '_' becoming '-'.\n"
 		"\n"
@@ -445,6 +446,7 @@ int config_finish(struct config *cfg, FILE *err)
 		if (hostport_parse_listen(spec, &cfg->listen[0]) < 0)
 			FERR_BUG("default listen");
 		cfg->n_listen = 1;
+		cfg->listen_default = true;
 	}
 	if (cfg->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -455,20 +457,33 @@ int config_finish(struct config *cfg, FILE *err)
 		return -1;
 	}
 	if (cfg->root[0] != '\0' && cfg->root[0] != '/') {
-		/* Workers resolve paths after start-up; an absolute root keeps that simple. */
-		char abs[CONFIG_STR_MAX];
-		if (realpath(cfg->root, abs) == NULL) {
-			fprintf(err, "root: %s: %s\n", cfg->root, strerror(errno));
-			return -1;
-		}
-		if (str_copy(cfg->root, sizeof(cfg->root), abs) < 0) {
+		/*
+		 * Made absolute by name, not resolved: a reload, which runs unprivileged, must
+		 * reach the same string without needing to search the directories above.
+		 */
+		char cwd[CONFIG_STR_MAX], abs[CONFIG_STR_MAX];
+		if (getcwd(cwd, sizeof(cwd)) == NULL ||
+		    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, cfg->root) >= sizeof(abs) ||
+		    str_copy(cfg->root, sizeof(cfg->root), abs) < 0) {
 			fprintf(err, "root: path too long\n");
 			return -1;
 		}
 	}
-	if (cfg->root[0] != '\0' && access(cfg->root, X_OK) != 0) {
-		fprintf(err, "root: %s: %s\n", cfg->root, strerror(errno));
-		return -1;
+	return 0;
+}
+
+int config_check_access(const struct config *cfg, FILE *err)
+{
+	struct stat st;
+	if (cfg->root[0] != '\0') {
+		if (stat(cfg->root, &st) < 0) {
+			fprintf(err, "root: %s: %s\n", cfg->root, strerror(errno));
+			return -1;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			fprintf(err, "root: %s: not a directory\n", cfg->root);
+			return -1;
+		}
 	}
 	if (cfg->users_file[0] != '\0' && access(cfg->users_file, R_OK) != 0) {
 		fprintf(err, "users_file: %s: %s\n", cfg->users_file, strerror(errno));

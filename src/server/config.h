@@ -32,6 +32,7 @@ int perm_parse(const char *s, unsigned *out);
 struct config {
 	struct sockaddr_storage listen[CONFIG_MAX_LISTEN];
 	unsigned n_listen;
+	bool listen_default;             /* no listen was given: the default was applied */
 	char root[CONFIG_STR_MAX];        /* anonymous root; empty: no anonymous access */
 	bool anonymous;
 	unsigned anon_permissions;
@@ -69,5 +70,10 @@ void config_print_help(FILE *out);
 
 /* Apply derived defaults (listen, workers) and check cross-key consistency. */
 int config_finish(struct config *cfg, FILE *err);
+/*
+ * Check that root and users_file can be reached, at start-up (with the privileges ferryd
+ * starts with; a reload runs unprivileged and relies on what the master opened).
+ */
+int config_check_access(const struct config *cfg, FILE *err);
 
 #endif

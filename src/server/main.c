@@ -46,6 +46,10 @@ int main(int argc, char **argv)
 		free(cfg);
 		return rc < 0 ? 2 : 0;
 	}
+	if (config_check_access(cfg, stderr) < 0) {
+		free(cfg);
+		return 2;
+	}
 	if (cfg->users_file[0] != '\0') {
 		struct users *u;
 		if (users_load(cfg->users_file, &u, stderr) < 0) {

@@ -537,7 +537,11 @@ static void reload(struct master *m)
 		free(n);
 		return;
 	}
-	if (!same_listeners(m->cfg, n)) {
+	if (n->listen_default) {
+		/* The default depends on the privileges at start-up, which a reload lacks. */
+		memcpy(n->listen, m->cfg->listen, sizeof(n->listen));
+		n->n_listen = m->cfg->n_listen;
+	} else if (!same_listeners(m->cfg, n)) {
 		log_warn("listen addresses changed: they take effect after a restart");
 		memcpy(n->listen, m->cfg->listen, sizeof(n->listen));
 		n->n_listen = m->cfg->n_listen;
