@@ -15,6 +15,9 @@ stage "build ($BUILD)"
 [ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
 ninja -C "$BUILD"
 
+stage "documentation in step with the code"
+packaging/check-docs.sh "$PWD/$BUILD/src/server/ferryd"
+
 stage "unit tests ($BUILD)"
 meson test -C "$BUILD" --print-errorlogs
 
