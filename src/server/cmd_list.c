@@ -34,6 +34,8 @@ struct list_ctx {
 	bool single_done;
 	unsigned perms;
 	unsigned facts;
+	int root_fd;          /* the user's root, to follow symlinks for MLSD without leaving it */
+	char dir_path[VPATH_MAX]; /* virtual path of the listed directory */
 	time_t now;
 	char single_name[VPATH_MAX]; /* the file, when a file was named */
 	struct stat single_st;
@@ -98,6 +100,18 @@ static void to_entry(const char *name, const struct stat *st, struct listing_ent
 	e->ino = st->st_ino;
 }
 
+/* RFC 3659 s.7.5.1 types; other kinds of file use the OS.unix= extension. */
+static const char *mlsx_type_of(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "dir";
+	if (S_ISREG(mode))
+		return "file";
+	if (S_ISLNK(mode))
+		return "OS.unix=symlink";
+	return "OS.unix=special";
+}
+
 /* Format one entry into c->line (emptied first). */
 static int format_entry(struct list_ctx *c, const char *name, const struct stat *st,
 			const char *mlsx_type)
@@ -115,11 +129,25 @@ static int format_entry(struct list_ctx *c, const char *name, const struct stat 
 	case FMT_MLSD: {
 		char perm[16];
 		perm_letters(c->perms, S_ISDIR(st->st_mode), perm);
-		const char *type = mlsx_type != NULL ? mlsx_type : (S_ISDIR(st->st_mode) ? "dir" : "file");
+		const char *type = mlsx_type != NULL ? mlsx_type : mlsx_type_of(st->st_mode);
 		return listing_format_mlsx(&c->line, &e, type, perm, c->facts, false) < 0 ? -ENAMETOOLONG : 0;
 	}
 	}
 	return -EINVAL;
+}
+
+/*
+ * MLSD describes what a symlink points to, as clients mirror through links; the target is
+ * resolved beneath the user's root, so a link to /etc shows as missing, never as /etc.
+ * A dangling link stays a symlink.
+ */
+static void follow_in_root(struct list_ctx *c, const char *name, struct stat *st)
+{
+	char path[VPATH_MAX];
+	struct stat target;
+	if (path_resolve(c->dir_path, name, strlen(name), path, sizeof(path)) == 0 &&
+	    vfs_stat(c->root_fd, path, &target) == 0)
+		*st = target;
 }
 
 static int fill_listing(void *arg, struct evbuffer *out)
@@ -157,6 +185,8 @@ static int fill_listing(void *arg, struct evbuffer *out)
 		const char *stat_name = dotdot && c->at_root ? "." : name;
 		if (fstatat(dfd, stat_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* vanished meanwhile */
+		if (c->fmt == FMT_MLSD && S_ISLNK(st.st_mode))
+			follow_in_root(c, name, &st);
 		if (format_entry(c, name, &st, mlsx_type) == 0)
 			evbuffer_add(out, c->line.data, c->line.len);
 	}
@@ -203,6 +233,8 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 	c->facts = s->mlst_facts;
 	c->now = time(NULL);
 	c->at_root = strcmp(path, "/") == 0;
+	c->root_fd = s->root_fd;
+	str_copy(c->dir_path, sizeof(c->dir_path), path);
 	buf_init(&c->line, VPATH_MAX + 512);
 	int fd = vfs_opendir(s->root_fd, path);
 	if (fd == -ENOTDIR && fmt != FMT_MLSD) {
@@ -295,8 +327,7 @@ void cmd_mlst(struct session *s, const char *arg)
 	/* RFC 3659 s.7.2: the facts line starts with a space, the name is the full path. */
 	int r = buf_printf(&b, "%d-Listing %s\r\n", R_250_FILE_ACTION_OK, path);
 	if (r == 0)
-		r = listing_format_mlsx(&b, &e, S_ISDIR(st.st_mode) ? "dir" : "file", perm,
-					s->mlst_facts, true);
+		r = listing_format_mlsx(&b, &e, mlsx_type_of(st.st_mode), perm, s->mlst_facts, true);
 	if (r == 0)
 		r = buf_printf(&b, "%d End.\r\n", R_250_FILE_ACTION_OK);
 	if (r == 0)
