@@ -1,0 +1,1054 @@
+#!/usr/bin/python3
+"""
+Passive port range under churn: ferryd beside vsftpd, ProFTPD and Pure-FTPd.
+
+Each server is started on its own loopback control port with its own 200-port passive
+range and an anonymous, read-only root holding one small file.  Then 50 client sessions,
+all logged in before the clock starts, each open 100 data connections in sequence
+(PASV or EPSV, then RETR of the small file) as fast as the server lets them.  With 50
+sessions and 200 ports, a fresh passive listener regularly picks a port that is busy:
+listening for another session, bound by another session that has not called listen()
+yet, held by one of the client's own ephemeral sockets, or carrying TIME_WAIT entries
+of data connections that have just closed.  bind() or listen() then fails with
+EADDRINUSE.  A server that skips such a port and tries another answers every PASV; one
+that does not answers 425.
+
+Counted for every data connection: ok (whole file and a 226), 425 (at PASV/EPSV or at
+RETR), other errors (by kind), and "off-range": ports announced outside the configured
+range (a server that falls back to any port works on loopback but not behind a firewall
+that only opens the range).  Plus wall time from the moment all sessions are logged in
+and data connections per second.
+
+Python 3 standard library only; run as root for the reference servers:
+    /usr/bin/python3 bench/pasv_range.py [--install] [--sessions 50] [--transfers 100]
+        [--range 200] [--servers ferryd,vsftpd,proftpd,pure-ftpd] [--modes pasv,epsv]
+
+Reference servers missing from the machine are skipped with a note, or installed from
+Debian with --install.  Debian's vsftpd, proftpd-core and pure-ftpd conflict with one
+another (each Provides and Conflicts ftp-server), so --install apt-get installs the
+first one it can and, for the rest, installs their shared libraries with apt-get and
+unpacks the package itself (apt-get download, dpkg-deb -x) under --cache-dir.
+
+Every server runs in its own session (process group) and is stopped by its pid and
+that group; nothing is ever stopped by name.  The benchmark reports: it exits 0 whatever
+it measured, and says so loudly when ferryd answered any 425.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+
+HOST = "127.0.0.1"
+CONTROL_PORTS = {"ferryd": 38021, "vsftpd": 38022, "proftpd": 38023, "pure-ftpd": 38024}
+SERVER_ORDER = ["ferryd", "vsftpd", "proftpd", "pure-ftpd"]
+PASV_BASE, PASV_TOP = 38100, 38999
+PACKAGES = {"vsftpd": ["vsftpd"], "proftpd": ["proftpd-core", "proftpd-basic"], "pure-ftpd": ["pure-ftpd"]}
+BINARIES = {"vsftpd": "vsftpd", "proftpd": "proftpd", "pure-ftpd": "pure-ftpd"}
+FILE_NAME = "small.bin"
+READY_DEADLINE = 15.0
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------- client
+
+class Control:
+    """One FTP control connection: commands out, (code, text) replies in."""
+
+    def __init__(self, host, port, timeout):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.rfile = self.sock.makefile("rb")
+
+    def reply(self):
+        line = self.rfile.readline(8192)
+        if not line:
+            raise EOFError("control connection closed by the server")
+        if len(line) < 4 or not line[:3].isdigit():
+            raise ValueError(f"malformed reply {line[:80]!r}")
+        first = line
+        if line[3:4] == b"-":
+            code = line[:3]
+            while True:
+                line = self.rfile.readline(8192)
+                if not line:
+                    raise EOFError("control connection closed inside a multi-line reply")
+                if line[:3] == code and line[3:4] == b" ":
+                    break
+        return int(first[:3]), first.decode("latin-1").rstrip()
+
+    def cmd(self, text):
+        self.sock.sendall(text.encode("latin-1") + b"\r\n")
+        return self.reply()
+
+    def close(self):
+        try:
+            self.rfile.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+PASV_RE = re.compile(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)")
+EPSV_RE = re.compile(r"\((.)\1\1(\d+)\1\)")
+
+
+class SessionResult:
+    def __init__(self):
+        self.ok = 0
+        self.r425 = 0
+        self.off_range = 0
+        self.errors = Counter()      # kind -> count
+        self.samples = []            # a few full reply lines, for the report
+        self.ports = Counter()
+        self.where425 = Counter()    # at PASV/EPSV, at RETR, or at the end of the transfer
+        self.login_retries = 0
+
+    def sample(self, text):
+        if len(self.samples) < 5:
+            self.samples.append(text)
+
+    def error(self, kind, n=1, sample=None):
+        self.errors[kind] += n
+        if sample:
+            self.sample(sample)
+
+    def got425(self, where, sample):
+        self.r425 += 1
+        self.where425[where] += 1
+        self.sample(sample)
+
+
+def login(ctrl_port, timeout):
+    ctrl = Control(HOST, ctrl_port, timeout)
+    try:
+        code, text = ctrl.reply()
+        if code != 220:
+            raise RuntimeError(f"greeting: {text}")
+        code, text = ctrl.cmd("USER anonymous")
+        if code == 331:
+            code, text = ctrl.cmd("PASS bench@example.org")
+        if code != 230:
+            raise RuntimeError(f"login: {text}")
+        code, text = ctrl.cmd("TYPE I")
+        if code != 200:
+            raise RuntimeError(f"TYPE I: {text}")
+    except BaseException:
+        ctrl.close()
+        raise
+    return ctrl
+
+
+def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadline_box, out):
+    res = SessionResult()
+    out[idx] = res
+    lo, hi = prange
+    ctrl = None
+    done = 0
+    try:
+        try:
+            # Logins are not timed: a few at a time (pure-ftpd listens with a backlog of 15, and
+            # a burst of 50 SYNs leaves some waiting 15 s for a retransmission), and retried.
+            for attempt in range(3):
+                try:
+                    with login_gate:
+                        ctrl = login(ctrl_port, args.timeout)
+                    break
+                except Exception as e:  # noqa: BLE001
+                    res.login_retries += 1
+                    last = e
+                    if attempt == 2:
+                        raise last
+                    time.sleep(0.5)
+        except Exception as e:  # noqa: BLE001 - any failure to log in is reported, not raised
+            res.error("login failed", args.transfers, f"session {idx}: {e}")
+            done = args.transfers
+            return
+        finally:
+            try:
+                barriers[0].wait(timeout=args.timeout * 6)
+            except threading.BrokenBarrierError:
+                pass
+
+        for _ in range(args.transfers):
+            if time.monotonic() > deadline_box[0]:
+                res.error("not attempted: run deadline", args.transfers - done)
+                done = args.transfers
+                break
+            done += 1
+            code, text = ctrl.cmd(mode.upper())
+            if code == 425:
+                res.got425(mode.upper(), f"session {idx}: {mode.upper()} -> {text}")
+                continue
+            if mode == "pasv":
+                m = PASV_RE.search(text) if code == 227 else None
+                if not m:
+                    res.error(f"PASV reply {code}", 1, f"session {idx}: PASV -> {text}")
+                    continue
+                h = ".".join(m.group(i) for i in range(1, 5))
+                port = int(m.group(5)) * 256 + int(m.group(6))
+                dhost = HOST if h in ("0.0.0.0",) else h
+            else:
+                m = EPSV_RE.search(text) if code == 229 else None
+                if not m:
+                    res.error(f"EPSV reply {code}", 1, f"session {idx}: EPSV -> {text}")
+                    continue
+                port = int(m.group(2))
+                dhost = HOST
+            res.ports[port] += 1
+            if not lo <= port <= hi:
+                res.off_range += 1
+            try:
+                data = socket.create_connection((dhost, port), timeout=args.timeout)
+            except OSError as e:
+                res.error(f"data connect: {type(e).__name__}", 1,
+                          f"session {idx}: connect {dhost}:{port} after '{text}': {e}")
+                continue
+            try:
+                code, text = ctrl.cmd(f"{args.command} {FILE_NAME}" if args.command == "RETR"
+                                      else args.command)
+                if code == 425:
+                    res.got425(args.command, f"session {idx}: {args.command} -> {text}")
+                    continue
+                if code not in (125, 150):
+                    res.error(f"{args.command} reply {code}", 1, f"session {idx}: {args.command} -> {text}")
+                    continue
+                nbytes = 0
+                while True:
+                    chunk = data.recv(65536)
+                    if not chunk:
+                        break
+                    nbytes += len(chunk)
+            finally:
+                data.close()
+            code, text = ctrl.reply()
+            if code == 425:
+                res.got425("end of " + args.command, f"session {idx}: end of {args.command} -> {text}")
+            elif code not in (226, 250):
+                res.error(f"end of transfer {code}", 1, f"session {idx}: end of {args.command} -> {text}")
+            elif args.command == "RETR" and nbytes != args.file_size:
+                res.error("short transfer", 1, f"session {idx}: got {nbytes} of {args.file_size} bytes")
+            else:
+                res.ok += 1
+    except Exception as e:  # noqa: BLE001 - a lost session is counted, the run goes on
+        left = args.transfers - done
+        kind = f"session lost: {type(e).__name__}"
+        res.error(kind, 1 + left, f"session {idx}: {type(e).__name__}: {e}")
+    finally:
+        try:
+            barriers[1].wait(timeout=args.deadline + args.timeout * 4)
+        except threading.BrokenBarrierError:
+            pass
+        if ctrl is not None:
+            try:
+                ctrl.sock.settimeout(2)
+                ctrl.cmd("QUIT")
+            except Exception:  # noqa: BLE001
+                pass
+            ctrl.close()
+
+
+def run_load(ctrl_port, prange, args, mode, server_pid):
+    """One run: returns (totals, wall seconds, server CPU seconds), both measured from the moment
+    every session is logged in to the moment every session has finished its data connections
+    (logins and QUITs are outside both)."""
+    out = [None] * args.sessions
+    marks = {}
+    deadline_box = [float("inf")]
+
+    def start_clock():   # run by the barrier in the last thread to arrive, before any goes on
+        marks["cpu0"] = tree_cpu_seconds(server_pid)
+        marks["t0"] = time.monotonic()
+        deadline_box[0] = marks["t0"] + args.deadline
+
+    def stop_clock():
+        marks["t1"] = time.monotonic()
+        marks["cpu1"] = tree_cpu_seconds(server_pid)
+
+    barriers = (threading.Barrier(args.sessions + 1, action=start_clock),
+                threading.Barrier(args.sessions + 1, action=stop_clock))
+    login_gate = threading.Semaphore(4)
+    threads = [threading.Thread(target=run_session, daemon=True,
+                                args=(i, ctrl_port, prange, args, mode, login_gate, barriers, deadline_box, out))
+               for i in range(args.sessions)]
+    for t in threads:
+        t.start()
+    try:
+        barriers[0].wait(timeout=args.timeout * 6 + 5)
+    except threading.BrokenBarrierError:
+        pass
+    if "t0" not in marks:   # some session never reached the start: time from here
+        start_clock()
+    try:
+        barriers[1].wait(timeout=args.deadline + args.timeout * 4)
+    except threading.BrokenBarrierError:
+        pass
+    if "t1" not in marks:
+        stop_clock()
+    seconds = marks["t1"] - marks["t0"]
+    cpu = marks["cpu1"] - marks["cpu0"]
+    for t in threads:
+        t.join(timeout=max(1.0, deadline_box[0] + args.timeout * 4 - time.monotonic()))
+    hung = sum(1 for t in threads if t.is_alive())
+    total = SessionResult()
+    for r in out:
+        if r is None:
+            continue
+        total.ok += r.ok
+        total.r425 += r.r425
+        total.off_range += r.off_range
+        total.errors.update(r.errors)
+        total.ports.update(r.ports)
+        total.where425.update(r.where425)
+        total.login_retries += r.login_retries
+        for s in r.samples:
+            if len(total.samples) < 8:
+                total.samples.append(s)
+    if hung:
+        total.error("client thread still running at the end", hung)
+    return total, seconds, cpu
+
+
+# --------------------------------------------------------------------------- servers
+
+def time_wait_in_range(prange):
+    """TCP sockets in TIME_WAIT whose local port is inside prange (from /proc/net/tcp)."""
+    lo, hi = prange
+    n = 0
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split(None, 4)
+                if parts[3] == "06" and lo <= int(parts[1].rsplit(":", 1)[1], 16) <= hi:
+                    n += 1
+    except OSError:
+        return -1
+    return n
+
+
+def _proc_table():
+    """pid -> (ppid, start time, cpu ticks: utime + stime + cutime + cstime) for every process."""
+    table = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(")") + 2:].split()
+        table[int(d)] = (int(fields[1]), int(fields[19]), sum(int(x) for x in fields[11:15]), fields[0])
+    return table
+
+
+def descendants(root, table=None):
+    """root and every process below it, as {pid: start time} (vsftpd's sessions call setsid,
+    so the process group does not hold them all)."""
+    table = table if table is not None else _proc_table()
+    children = {}
+    for pid, (ppid, _, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table and pid not in out:
+            out[pid] = table[pid][1]
+            todo.extend(children.get(pid, []))
+    return out
+
+
+def become_subreaper():
+    """Have orphaned server processes (a forking server's sessions outliving their master)
+    reparented to us rather than to PID 1, so that reap_orphans() can collect them: in a
+    container PID 1 may never reap, and each would stay a zombie."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass
+
+
+def reap_orphans(keep):
+    """waitpid() every zombie child of ours that is not one of the Popen objects in keep."""
+    me = os.getpid()
+    for pid, (ppid, _, _, state) in _proc_table().items():
+        if ppid == me and state == "Z" and pid not in keep:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def tree_cpu_seconds(root):
+    """CPU time of root and its descendants, with that of the children they have reaped."""
+    table = _proc_table()
+    return sum(table[p][2] for p in descendants(root, table)) / os.sysconf("SC_CLK_TCK")
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_ready(port, proc, deadline=READY_DEADLINE):
+    end = time.monotonic() + deadline
+    last = None
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return f"exited with status {proc.returncode} before accepting connections"
+        try:
+            c = Control(HOST, port, 2)
+            try:
+                code, text = c.reply()
+                c.cmd("QUIT")
+            finally:
+                c.close()
+            if code == 220:
+                return None
+            last = text
+        except (OSError, EOFError, ValueError) as e:
+            last = str(e)
+        time.sleep(0.1)
+    return f"not ready after {deadline:.0f} s ({last})"
+
+
+class Server:
+    def __init__(self, name, binary, argv, workdir, env=None, version=""):
+        self.name, self.binary, self.argv, self.workdir = name, binary, argv, workdir
+        self.env = env
+        self.version = version
+        self.proc = None
+        self.log_path = os.path.join(workdir, "stderr.log")
+        self.extra_logs = []
+
+    def start(self):
+        self.log_file = open(self.log_path, "wb")
+        env = dict(os.environ)
+        if self.env:
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
+                                     start_new_session=True)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM to the pid; SIGKILL after a grace period; then whatever is left of its process
+        group and of the processes it had started (each by pid, checked against its start time)."""
+        if self.proc is None:
+            return None, {}
+        pgid = self.proc.pid  # start_new_session: the server leads its own group
+        tree = descendants(self.proc.pid)
+        tree.pop(self.proc.pid, None)
+        status = self.proc.poll()
+        if status is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                status = self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                log(f"  {self.name}: pid {self.proc.pid} still running 40 s after SIGTERM; SIGKILL")
+                try:
+                    os.kill(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                status = self.proc.wait(timeout=10)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+            table = _proc_table()
+            left = [p for p, start in tree.items() if p in table and table[p][1] == start]
+            for p in left:
+                try:
+                    os.kill(p, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if not left:
+                break
+            time.sleep(0.5)
+        self.log_file.close()
+        return status, tree
+
+    def log_tail(self, lines=40):
+        """The last lines of the server's logs, after up to 20 lines that are not plain info."""
+        out = []
+        for p in [self.log_path] + self.extra_logs:
+            try:
+                with open(p, "rb") as f:
+                    text = f.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                continue
+            if not text:
+                continue
+            notable = [ln for ln in text if " info:" not in ln and "session opened" not in ln
+                       and "session closed" not in ln]
+            if notable and len(notable) < len(text):
+                out.append(f"--- {p}: {len(notable)} lines that are not plain info, the first "
+                           f"{min(20, len(notable))}:")
+                out.extend(notable[:20])
+            out.append(f"--- {p} (last {min(lines, len(text))} of {len(text)} lines)")
+            out.extend(text[-lines:])
+        return "\n".join(out)
+
+
+def pkg_version(pkg):
+    try:
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+    except OSError:
+        return ""
+
+
+def server_version(name, args):
+    """Debian version of the package the server came from: installed, or unpacked under --cache-dir."""
+    for pkg in PACKAGES[name]:
+        v = pkg_version(pkg)
+        if v and pkg_installed(pkg):
+            return v
+    for pkg in PACKAGES[name]:
+        d = os.path.join(args.cache_dir, "debs")
+        debs = sorted(f for f in os.listdir(d) if f.startswith(pkg + "_")) if os.path.isdir(d) else []
+        if debs:
+            return debs[-1].split("_")[1] + " (unpacked)"
+    return ""
+
+
+def pkg_installed(pkg):
+    r = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", pkg], capture_output=True, text=True)
+    return r.returncode == 0 and r.stdout.strip() == "installed"
+
+
+def make_root(base):
+    root = os.path.join(base, "root")
+    os.mkdir(root)
+    os.chmod(root, 0o755)
+    return root
+
+
+def ferryd_server(args, prange, base):
+    binary = os.environ.get("FERRYD", "/work/main/build/src/server/ferryd")
+    if not os.access(binary, os.X_OK):
+        return None, f"no ferryd binary at {binary} (build it, or set FERRYD)"
+    root = os.path.join(base, "root")
+    argv = [binary, "--root", root, "--listen", f"{HOST}:{CONTROL_PORTS['ferryd']}",
+            "--pasv-ports", f"{prange[0]}-{prange[1]}",
+            "--max-sessions-per-ip", str(max(200, args.sessions + 10)),
+            "--max-sessions", str(max(2000, args.sessions + 10))]
+    if args.ferryd_workers is not None:
+        argv += ["--workers", str(args.ferryd_workers)]
+    try:
+        v = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=5)
+        version = (v.stdout or v.stderr).strip().splitlines()[0] if (v.stdout or v.stderr) else ""
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        version = ""
+    return Server("ferryd", binary, argv, base, version=version), None
+
+
+def vsftpd_server(args, prange, base, binary):
+    root = os.path.join(base, "root")
+    empty = os.path.join(base, "empty")
+    os.mkdir(empty)
+    os.chmod(empty, 0o755)
+    conf = os.path.join(base, "vsftpd.conf")
+    with open(conf, "w") as f:
+        f.write(f"""listen=YES
+listen_ipv6=NO
+listen_address={HOST}
+listen_port={CONTROL_PORTS['vsftpd']}
+background=NO
+anonymous_enable=YES
+no_anon_password=YES
+anon_root={root}
+ftp_username=ftp
+nopriv_user=nobody
+local_enable=NO
+write_enable=NO
+pasv_enable=YES
+pasv_min_port={prange[0]}
+pasv_max_port={prange[1]}
+port_enable=YES
+connect_from_port_20=NO
+max_clients=0
+max_per_ip=0
+seccomp_sandbox=NO
+secure_chroot_dir={empty}
+tcp_wrappers=NO
+xferlog_enable=NO
+vsftpd_log_file={base}/vsftpd.log
+dirmessage_enable=NO
+hide_ids=YES
+idle_session_timeout=300
+data_connection_timeout=60
+""")
+    os.chmod(conf, 0o600)  # vsftpd refuses a config file that others may write
+    s = Server("vsftpd", binary, [binary, conf], base, version=server_version("vsftpd", args))
+    s.extra_logs.append(os.path.join(base, "vsftpd.log"))
+    return s
+
+
+def proftpd_server(args, prange, base, binary):
+    root = os.path.join(base, "root")
+    conf = os.path.join(base, "proftpd.conf")
+    n = max(200, args.sessions * 4)
+    with open(conf, "w") as f:
+        f.write(f"""ServerName "bench"
+ServerType standalone
+DefaultServer on
+UseIPv6 off
+DefaultAddress {HOST}
+SocketBindTight on
+Port {CONTROL_PORTS['proftpd']}
+PassivePorts {prange[0]} {prange[1]}
+MaxInstances {n}
+User nobody
+Group nogroup
+PidFile {base}/proftpd.pid
+ScoreboardFile {base}/proftpd.scoreboard
+SystemLog {base}/proftpd.log
+TransferLog none
+WtmpLog off
+UseReverseDNS off
+<IfModule mod_ident.c>
+  IdentLookups off
+</IfModule>
+<IfModule mod_delay.c>
+  DelayEngine off
+</IfModule>
+<IfModule mod_auth_pam.c>
+  AuthPAM off
+</IfModule>
+RequireValidShell off
+UseFtpUsers off
+MaxLoginAttempts 3
+TimeoutIdle 300
+DefaultRoot ~
+<Anonymous {root}>
+  User nobody
+  Group nogroup
+  UserAlias anonymous nobody
+  UserAlias ftp nobody
+  RequireValidShell off
+  MaxClients {n}
+  MaxClientsPerHost {n}
+  <Limit WRITE>
+    DenyAll
+  </Limit>
+</Anonymous>
+""")
+    s = Server("proftpd", binary, [binary, "-n", "-c", conf], base, version=server_version("proftpd", args))
+    s.extra_logs.append(os.path.join(base, "proftpd.log"))
+    return s
+
+
+def pure_ftpd_server(args, prange, base, binary):
+    root = os.path.join(base, "root")
+    # -c is capped by pure-ftpd at (range size)/2; -C per client address
+    argv = [binary, "-S", f"{HOST},{CONTROL_PORTS['pure-ftpd']}", "-p", f"{prange[0]}:{prange[1]}",
+            "-e", "-i", "-H", "-4", "-c", str(max(100, args.sessions + 10)),
+            "-C", str(max(100, args.sessions + 10)), "-g", os.path.join(base, "pure-ftpd.pid"),
+            "-f", "none", "-I", "300"]
+    # Debian's build chroots anonymous users to the home of the 'ftp' account and has no
+    # FTP_ANON_DIR: run it in a private mount namespace where our root is bind-mounted on
+    # that home, leaving the machine's own directory untouched.
+    import pwd
+    home = pwd.getpwnam("ftp").pw_dir
+    wrapped = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+               'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", root, home] + argv
+    return Server("pure-ftpd", binary, wrapped, base, version=server_version("pure-ftpd", args))
+
+
+# --------------------------------------------------------------------------- installing
+
+_apt_updated = [False]
+
+
+def apt(*argv):
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if not _apt_updated[0]:
+        log("  apt-get update")
+        subprocess.run(["apt-get", "update"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _apt_updated[0] = True
+    log("  apt-get " + " ".join(argv))
+    return subprocess.run(["apt-get", *argv], env=env, capture_output=True, text=True)
+
+
+def find_binary(name, cache_dir):
+    for d in ("/usr/sbin", "/usr/bin", "/sbin", "/usr/local/sbin"):
+        p = os.path.join(d, BINARIES[name])
+        if os.access(p, os.X_OK):
+            return p
+    for pkg in PACKAGES[name]:
+        p = os.path.join(cache_dir, pkg, "usr", "sbin", BINARIES[name])
+        if os.access(p, os.X_OK):
+            return p
+    return None
+
+
+def lib_depends(pkg):
+    r = subprocess.run(["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts",
+                        "--no-breaks", "--no-replaces", "--no-enhances", pkg], capture_output=True, text=True)
+    libs = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s+(?:Pre)?Depends: (lib[^\s<>]+)$", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+def install(name, cache_dir):
+    if os.geteuid() != 0:
+        return "installing needs root"
+    if not shutil.which("apt-get"):
+        return "no apt-get on this machine"
+    errors = []
+    for pkg in PACKAGES[name]:
+        r = apt("install", "-y", "--no-remove", pkg)
+        if r.returncode == 0 and find_binary(name, cache_dir):
+            return None
+        errors.append(f"apt-get install {pkg}: " + " / ".join(
+            ln.strip() for ln in (r.stdout + r.stderr).splitlines() if "onflict" in ln or ln.startswith("E:"))[:300])
+        # Most likely another ftp-server is installed (they all conflict): unpack this one.
+        libs = [lib for lib in lib_depends(pkg) if not pkg_installed(lib)]
+        if libs:
+            log(f"  installing the libraries {pkg} needs")
+            r = apt("install", "-y", *libs)
+            if r.returncode != 0:
+                errors.append(f"libraries for {pkg}: {r.stderr.strip()[-300:]}")
+                continue
+        dest = os.path.join(cache_dir, pkg)
+        dl = os.path.join(cache_dir, "debs")
+        os.makedirs(dl, exist_ok=True)
+        os.chmod(cache_dir, 0o755)
+        os.chmod(dl, 0o777)  # apt-get download works as _apt when it can write here
+        log(f"  apt-get download {pkg}; dpkg-deb -x into {dest} (another ftp-server package is installed)")
+        r = subprocess.run(["apt-get", "download", pkg], cwd=dl, capture_output=True, text=True,
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        debs = sorted(f for f in os.listdir(dl) if f.startswith(pkg + "_") and f.endswith(".deb"))
+        if r.returncode != 0 or not debs:
+            errors.append(f"apt-get download {pkg}: {r.stderr.strip()[-300:]}")
+            continue
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(dest)
+        r = subprocess.run(["dpkg-deb", "-x", os.path.join(dl, debs[-1]), dest], capture_output=True, text=True)
+        if r.returncode != 0:
+            errors.append(f"dpkg-deb -x {debs[-1]}: {r.stderr.strip()}")
+            continue
+        if find_binary(name, cache_dir):
+            return None
+    return "; ".join(errors) or "not installed"
+
+
+def ensure_ftp_account(may_create):
+    """vsftpd and pure-ftpd run anonymous sessions as the 'ftp' account and change into its home
+    before going to the configured root; create both (as Debian's packages do) if absent."""
+    import pwd
+    try:
+        home = pwd.getpwnam("ftp").pw_dir
+    except KeyError:
+        if not may_create:
+            return "no 'ftp' account (run with --install to create it)"
+        r = subprocess.run(["useradd", "--system", "--home-dir", "/srv/ftp", "--no-create-home",
+                            "--shell", "/usr/sbin/nologin", "--user-group", "ftp"], capture_output=True, text=True)
+        if r.returncode != 0:
+            return f"no 'ftp' account and useradd failed: {r.stderr.strip()}"
+        log("  created the system account 'ftp' (anonymous user of vsftpd and pure-ftpd)")
+        home = "/srv/ftp"
+    if not os.path.isdir(home):
+        if not may_create:
+            return f"the 'ftp' account's home {home} does not exist (run with --install to create it)"
+        os.makedirs(home, mode=0o755)
+        log(f"  created {home}, home of the 'ftp' account")
+    return None
+
+
+# --------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=50, help="concurrent logged-in sessions [50]")
+    ap.add_argument("--transfers", type=int, default=100, help="data connections per session [100]")
+    ap.add_argument("--range", type=int, default=200, help="passive range size per server [200]")
+    ap.add_argument("--servers", default="ferryd,vsftpd,proftpd,pure-ftpd",
+                    help="comma-separated: ferryd,vsftpd,proftpd,pure-ftpd")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds; in each, every server runs every mode in turn [3]")
+    ap.add_argument("--modes", default="pasv,epsv", help="comma-separated: pasv,epsv [pasv,epsv]")
+    ap.add_argument("--command", default="RETR", choices=["RETR", "NLST"],
+                    help="what each data connection carries [RETR of a small file]")
+    ap.add_argument("--file-size", type=int, default=1024, help="bytes in the file fetched [1024]")
+    ap.add_argument("--timeout", type=float, default=10.0, help="socket timeout, seconds [10]")
+    ap.add_argument("--deadline", type=float, default=300.0,
+                    help="per run: no new data connection after this many seconds [300]")
+    ap.add_argument("--ferryd-workers", type=int, default=None, help="ferryd --workers N (default: its own)")
+    ap.add_argument("--install", action="store_true",
+                    help="apt-get install (or unpack) missing reference servers")
+    ap.add_argument("--cache-dir", default="/var/tmp/ferry-bench",
+                    help="where --install unpacks servers that apt-get cannot install side by side")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directories (configs, logs)")
+    args = ap.parse_args()
+
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    modes = [m.strip().lower() for m in args.modes.split(",") if m.strip()]
+    for s in servers:
+        if s not in CONTROL_PORTS:
+            ap.error(f"unknown server {s!r}")
+    for m in modes:
+        if m not in ("pasv", "epsv"):
+            ap.error(f"unknown mode {m!r}")
+    if args.range < 2 or PASV_BASE + len(SERVER_ORDER) * args.range - 1 > PASV_TOP:
+        ap.error(f"--range must be 2..{(PASV_TOP - PASV_BASE + 1) // len(SERVER_ORDER)} "
+                 f"(one range per server inside {PASV_BASE}-{PASV_TOP})")
+    if args.sessions < 1 or args.transfers < 1 or args.rounds < 1:
+        ap.error("--sessions, --transfers and --rounds must be positive")
+
+    ranges = {name: (PASV_BASE + i * args.range, PASV_BASE + (i + 1) * args.range - 1)
+              for i, name in enumerate(SERVER_ORDER)}
+
+    log(f"pasv_range: {args.sessions} sessions x {args.transfers} data connections "
+        f"({args.command}{' of ' + str(args.file_size) + ' bytes' if args.command == 'RETR' else ''}), "
+        f"{args.range}-port passive range per server, modes {','.join(modes)}, socket timeout {args.timeout:g} s")
+    log(f"machine: {platform.node()}, {os.cpu_count()} cores, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, euid {os.geteuid()}; "
+        f"ephemeral ports {'-'.join(open('/proc/sys/net/ipv4/ip_local_port_range').read().split())}; "
+        f"load average {os.getloadavg()[0]:.2f} at start")
+
+    notes = []
+    ferryd_problems = []
+    started = []   # (name, server) in start order
+    become_subreaper()
+    try:
+        # ---------------------------------------------------------- start every server
+        for name in servers:
+            server, note = prepare(name, args, ranges[name])
+            if note:
+                notes.append(note)
+                log("  " + note)
+                if name == "ferryd":
+                    ferryd_problems.append(note)
+            if server is None:
+                continue
+            server.start()
+            err = wait_ready(CONTROL_PORTS[name], server.proc)
+            if err:
+                note = f"{name}: did not start: {err}"
+                notes.append(note)
+                log("  " + note)
+                log(server.log_tail())
+                if name == "ferryd":
+                    ferryd_problems.append(f"{note}\n{server.log_tail()}")
+                stop_server(server, args, ferryd_problems, [srv for _, srv in started])
+                continue
+            started.append((name, server))
+
+        # ---------------------------------------------------------- rounds, servers in turn
+        agg = {}   # (name, mode) -> dict
+        dead = set()
+        for rnd in range(1, args.rounds + 1):
+            for mode in modes:
+                for name, server in started:
+                    if name in dead:
+                        continue
+                    log(f"\nround {rnd}/{args.rounds}, {mode.upper()}, {name}: "
+                        f"{args.sessions} sessions x {args.transfers}; "
+                        f"{time_wait_in_range(ranges[name])} sockets in TIME_WAIT on the range ...")
+                    total, seconds, cpu = run_load(CONTROL_PORTS[name], ranges[name], args, mode,
+                                                   server.proc.pid)
+                    other = sum(total.errors.values())
+                    rate = total.ok / seconds if seconds > 0 else 0.0
+                    log(f"    ok {total.ok}, 425 {total.r425}, other {other}, off-range {total.off_range}, "
+                        f"{seconds:.2f} s, {rate:.0f} conns/s, {len(total.ports)} distinct ports used, "
+                        f"server CPU {cpu:.2f} s (rough)")
+                    if total.login_retries:
+                        log(f"      logins retried (before the clock): {total.login_retries}")
+                    for where, n in sorted(total.where425.items()):
+                        log(f"      425 at {where}: {n}")
+                    for kind, n in sorted(total.errors.items()):
+                        if n:
+                            log(f"      {kind}: {n}")
+                    for smp in total.samples[:5]:
+                        log(f"      e.g. {smp}")
+                    a = agg.setdefault((name, mode), dict(
+                        server=name, version=server.version, mode=mode.upper(), ok=0, r425=0, other=0,
+                        off=0, seconds=0.0, attempted=0, rates=[], samples=[], errors=Counter(), cpu=0.0))
+                    a["ok"] += total.ok
+                    a["r425"] += total.r425
+                    a["other"] += other
+                    a["off"] += total.off_range
+                    a["seconds"] += seconds
+                    a["cpu"] += cpu
+                    a["attempted"] += args.sessions * args.transfers
+                    a["rates"].append(rate)
+                    a["errors"].update(total.errors)
+                    a["samples"].extend(total.samples[:3])
+                    alive = server.alive()
+                    if not alive:
+                        log(f"    {name} is no longer running (status {server.proc.returncode})")
+                        notes.append(f"{name}: died in round {rnd}, {mode.upper()} "
+                                     f"(status {server.proc.returncode})")
+                        log(server.log_tail())
+                        dead.add(name)
+                    if name == "ferryd" and (total.r425 or other or total.off_range or not alive):
+                        ferryd_problems.append(
+                            f"round {rnd}, {mode.upper()}: {total.r425} x 425, {other} other errors "
+                            f"({dict(total.errors)}), {total.off_range} off-range"
+                            + ("" if alive else f", ferryd exited with status {server.proc.returncode}")
+                            + "\n  " + "\n  ".join(total.samples)
+                            + "\n" + server.log_tail(20))
+    finally:
+        running = [srv for _, srv in started]
+        for name, server in started:
+            stop_server(server, args, ferryd_problems, running)
+
+    # ------------------------------------------------------------------ report
+    results = [agg[(n, m)] for n, _ in started for m in modes if (n, m) in agg]
+    for r in results:
+        r["rate"] = r["ok"] / r["seconds"] if r["seconds"] > 0 else 0.0
+    log("")
+    log(f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine skews conns/s)")
+    log(f"{args.sessions} sessions x {args.transfers} data connections, {args.rounds} round(s) per server "
+        f"and mode; {args.range}-port passive range each; seconds summed over rounds, conns/s = ok / seconds")
+    hdr = ("server", "mode", "sessions", "connections", "ok", "425s", "other err", "off-range",
+           "seconds", "conns/s")
+    rows = [hdr]
+    for r in results:
+        rows.append((r["server"], r["mode"], str(args.sessions), str(r["attempted"]), str(r["ok"]),
+                     str(r["r425"]), str(r["other"]), str(r["off"]), f"{r['seconds']:.2f}", f"{r['rate']:.0f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(hdr))]
+    for i, row in enumerate(rows):
+        log("| " + " | ".join(c.ljust(widths[j]) if j < 2 else c.rjust(widths[j]) for j, c in enumerate(row)) + " |")
+        if i == 0:
+            log("|" + "|".join("-" * (w + 2) if j < 2 else "-" * (w + 1) + ":" for j, w in enumerate(widths)) + "|")
+    if args.rounds > 1 and results:
+        log("conns/s per round: " + "; ".join(
+            f"{r['server']} {r['mode']} " + "/".join(f"{x:.0f}" for x in r["rates"]) for r in results))
+    if results:
+        log("server CPU per ok connection, rough (tick-sampled, and loopback TCP work is partly charged "
+            "to the client): " + "; ".join(
+                f"{r['server']} {r['mode']} {1e6 * r['cpu'] / r['ok']:.0f} us" for r in results if r["ok"]))
+
+    versions = {r["server"]: r["version"] for r in results if r["version"]}
+    if versions:
+        log("versions: " + "; ".join(v if v.startswith(k) else f"{k} {v}" for k, v in versions.items()))
+
+    ratios = []
+    for mode in modes:
+        f = next((r for r in results if r["server"] == "ferryd" and r["mode"] == mode.upper()), None)
+        if not f:
+            continue
+        for r in results:
+            if r["server"] != "ferryd" and r["mode"] == mode.upper() and r["rate"] > 0:
+                ratios.append(f"{mode.upper()}: ferryd / {r['server']} = {f['rate'] / r['rate']:.2f}x")
+    if ratios:
+        log("\nthroughput ratio (successful data connections per second, same run):")
+        for line in ratios:
+            log("  " + line)
+    if notes:
+        log("\nnotes:")
+        for n in notes:
+            log("  " + n)
+
+    f425 = sum(r["r425"] for r in results if r["server"] == "ferryd")
+    if f425:
+        log("\n" + "!" * 72)
+        log(f"!!! ferryd answered 425 {f425} time(s)")
+        if args.range < args.sessions:
+            log(f"!!! (but the range has {args.range} ports for {args.sessions} sessions: it can be full)")
+        log("!" * 72)
+    if ferryd_problems:
+        log("\nferryd problems:")
+        for p in ferryd_problems:
+            log(p)
+    elif any(r["server"] == "ferryd" for r in results):
+        log("\nferryd: no 425, no other error, every port inside the range.")
+    return 0
+
+
+def prepare(name, args, prange):
+    """Find (or install) the server, write its root and config: (Server or None, note or None)."""
+    ctrl_port = CONTROL_PORTS[name]
+    log(f"\n== {name}: control {HOST}:{ctrl_port}, passive {prange[0]}-{prange[1]}")
+    if not port_free(ctrl_port):
+        return None, f"{name}: skipped, control port {ctrl_port} is already in use"
+    binary = None
+    note = None
+    if name != "ferryd":
+        binary = find_binary(name, args.cache_dir)
+        if binary is None:
+            if not args.install:
+                return None, f"{name}: skipped, not installed (run with --install to install it from Debian)"
+            err = install(name, args.cache_dir)
+            binary = find_binary(name, args.cache_dir)
+            if binary is None:
+                return None, f"{name}: skipped, could not install: {err}"
+        if os.geteuid() != 0:
+            note = f"{name}: not root; it may refuse to start (it chroots and changes user)"
+        if name in ("vsftpd", "pure-ftpd"):
+            err = ensure_ftp_account(args.install)
+            if err:
+                return None, f"{name}: skipped, {err}"
+    base = tempfile.mkdtemp(prefix=f"pasv-range-{name}-")
+    os.chmod(base, 0o755)
+    root = make_root(base)
+    with open(os.path.join(root, FILE_NAME), "wb") as f:
+        f.write(os.urandom(args.file_size))
+    os.chmod(os.path.join(root, FILE_NAME), 0o644)
+    if name == "ferryd":
+        server, err = ferryd_server(args, prange, base)
+        if server is None:
+            shutil.rmtree(base, ignore_errors=True)
+            return None, f"ferryd: skipped, {err}"
+    elif name == "vsftpd":
+        server = vsftpd_server(args, prange, base, binary)
+    elif name == "proftpd":
+        server = proftpd_server(args, prange, base, binary)
+    else:
+        server = pure_ftpd_server(args, prange, base, binary)
+    log(f"  {server.binary} {server.version}".rstrip())
+    log(f"  config and logs in {base}" + ("" if args.keep else " (removed at the end; --keep keeps them)"))
+    return server, note
+
+
+def stop_server(server, args, ferryd_problems, running=()):
+    status, tree = server.stop()
+    keep = {s.proc.pid for s in running if s is not server and s.proc is not None}
+    for _ in range(10):
+        reap_orphans(keep)
+        table = _proc_table()
+        if not any(p in table and table[p][3] == "Z" and table[p][0] == os.getpid() for p in tree):
+            break
+        time.sleep(0.2)
+    if server.name == "ferryd" and status not in (0, None):
+        ferryd_problems.append(f"ferryd exited with status {status} on SIGTERM\n{server.log_tail()}")
+    if status not in (0, None, -signal.SIGTERM, 128 + signal.SIGTERM):
+        log(f"  {server.name} stopped with status {status}")
+    if not args.keep:
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
