@@ -168,6 +168,12 @@ static int fill_listing(void *arg, struct evbuffer *out)
 		if (d == NULL)
 			return errno != 0 ? -errno : 1;
 		const char *name = d->d_name;
+		/*
+		 * A name holding CR or LF cannot be sent on a line-based listing without
+		 * forging further entries, and no command can name it: leave it out.
+		 */
+		if (strpbrk(name, "\r\n") != NULL)
+			continue;
 		bool dot = strcmp(name, ".") == 0, dotdot = strcmp(name, "..") == 0;
 		const char *mlsx_type = NULL;
 		if (c->fmt == FMT_MLSD) {

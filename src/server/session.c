@@ -88,6 +88,8 @@ void session_close_after_flush(struct session *s, const char *why)
 
 static void queue_reply(struct session *s, const struct buf *b)
 {
+	if (s->flags & SF_CTL_GONE)
+		return; /* nobody left to read it */
 	if (bufferevent_write(s->ctl, b->data, b->len) < 0)
 		session_close(s, "out of memory");
 }
@@ -273,6 +275,10 @@ static void process_input(struct session *s)
 
 void session_resume(struct session *s)
 {
+	if ((s->flags & SF_CTL_GONE) && !busy(s)) {
+		session_close(s, "client closed");
+		return;
+	}
 	if (s->srv->shutting_down && !busy(s) && !(s->flags & SF_CLOSING)) {
 		/* SIGTERM let this transfer finish; the session ends with it. */
 		session_reply(s, R_421_CLOSING, "Server shutting down.");
@@ -300,6 +306,16 @@ static void on_ctl_write(struct bufferevent *bev, void *arg)
 static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	if (transfer_outlives_control(s)) {
+		/*
+		 * A client may close both connections at once after an upload; the last
+		 * bytes can still be in flight on the data connection.  Keep them: the
+		 * session ends when the upload does (bounded by the data time-out).
+		 */
+		s->flags |= SF_CTL_GONE;
+		bufferevent_disable(bev, EV_READ | EV_WRITE);
+		return;
+	}
 	session_close(s, (what & BEV_EVENT_EOF) ? "client closed" : "connection error");
 }
 
@@ -314,6 +330,7 @@ struct session *session_new(struct server *srv, int fd, uint64_t id)
 	s->id = id;
 	s->root_fd = -1;
 	s->mlst_facts = FACT_ALL;
+	s->type_ascii = true; /* RFC 959 s.3.1.1.5: the default representation type */
 	str_copy(s->cwd, sizeof(s->cwd), "/");
 	cmd_parser_init(&s->parser);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, link);

@@ -53,6 +53,7 @@ enum session_flags {
 	SF_HELD_LINE = 1 << 7,      /* parser.line holds a command waiting for its turn */
 	SF_PROCESSING = 1 << 8,     /* inside the command loop: closes and resumes wait */
 	SF_CLOSE_NOW = 1 << 9,      /* close asked for while processing */
+	SF_CTL_GONE = 1 << 10,      /* the client hung up; an upload still drains */
 };
 
 struct session {

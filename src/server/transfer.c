@@ -117,6 +117,11 @@ void transfer_abort(struct session *s)
 	session_reply(s, R_226_CLOSING_DATA, "ABOR successful.");
 }
 
+bool transfer_outlives_control(const struct session *s)
+{
+	return s->xfer != NULL && s->xfer->spec.upload && s->xfer->connected;
+}
+
 void transfer_status(const struct session *s, struct buf *out)
 {
 	const struct transfer *t = s->xfer;

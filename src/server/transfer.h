@@ -52,6 +52,8 @@ void transfer_start(struct session *s, struct transfer_spec *spec);
 void transfer_abort(struct session *s);
 /* Silently drop the transfer (session closing). */
 void transfer_free(struct session *s);
+/* Whether the running transfer must go on when the control connection goes (an upload). */
+bool transfer_outlives_control(const struct session *s);
 /* A progress line for STAT during a transfer. */
 void transfer_status(const struct session *s, struct buf *out);
 

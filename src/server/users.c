@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,17 +81,31 @@ int users_load(const char *path, struct users **out, FILE *err)
 
 int users_load_fd(int fd, const char *name, struct users **out, FILE *err)
 {
-	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	FILE *f = copy >= 0 ? fdopen(copy, "r") : NULL;
-	if (f == NULL || fseek(f, 0, SEEK_SET) < 0) {
+	/*
+	 * Every worker holds the same open file description of the snapshot, so its offset is
+	 * shared: reading through it races with the other workers.  Map it instead.
+	 */
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
 		fprintf(err, "%s: cannot read: %s\n", name, strerror(errno));
-		if (f != NULL)
-			fclose(f);
-		else if (copy >= 0)
-			close(copy);
 		return -1;
 	}
-	return users_load_stream(f, name, out, err);
+	if (st.st_size == 0) {
+		*out = calloc(1, sizeof(**out));
+		return *out != NULL ? 0 : -1;
+	}
+	size_t len = (size_t)st.st_size;
+	void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	FILE *f = map != MAP_FAILED ? fmemopen(map, len, "r") : NULL;
+	if (f == NULL) {
+		fprintf(err, "%s: cannot read: %s\n", name, strerror(errno));
+		if (map != MAP_FAILED)
+			munmap(map, len);
+		return -1;
+	}
+	int rc = users_load_stream(f, name, out, err);
+	munmap(map, len);
+	return rc;
 }
 
 int users_snapshot(const char *path)
