@@ -88,11 +88,12 @@ static void finish(struct transfer *t, int code, const char *text)
 		};
 		log_transfer(s->srv->xferlog_fd, &r);
 	}
+	/* text may live in t (done_text): reply before t goes. */
+	if (text != NULL)
+		session_reply(s, code, text);
 	s->xfer = NULL;
 	release(t);
 	data_free(s);
-	if (text != NULL)
-		session_reply(s, code, text);
 	session_resume(s);
 }
 
