@@ -122,6 +122,16 @@ def recv_all(sock, limit=None):
     return b"".join(chunks)
 
 
+def count_until_eof(sock):
+    """Read sock to its end without keeping the bytes; return how many there were."""
+    n = 0
+    while True:
+        b = sock.recv(1 << 20)
+        if not b:
+            return n
+        n += len(b)
+
+
 def codes_of(spec):
     """'550|553' -> {550, 553}; 550 -> {550}; (550, 553) -> {550, 553}."""
     if isinstance(spec, int):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from ftpwire import Control, ConnectionClosed, transcript, wait_until, write_file
+from ftpwire import Control, ConnectionClosed, count_until_eof, transcript, wait_until, write_file
 
 
 def open_session(srv, source=None, deadline=5.0):
@@ -110,11 +110,7 @@ def test_idle_timeout_does_not_cut_a_running_transfer(start_ferryd):
         while time.monotonic() - t0 < 2.5:     # read slowly for longer than the idle timeout
             n += len(s.recv(1 << 16))
             time.sleep(0.01)
-        while True:
-            b = s.recv(1 << 20)
-            if not b:
-                break
-            n += len(b)
+        n += count_until_eof(s)
         dc.close()
         assert n == 64 << 20
         assert c.reply().code == 226, c.transcript()

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import link_into
-from ftpwire import MODES, MODES6, file_sha256, recv_all, sha256, transcript, write_file
+from ftpwire import MODES, MODES6, count_until_eof, file_sha256, recv_all, sha256, transcript, write_file
 
 SIZES = [
     pytest.param(0, id="0B"),
@@ -391,11 +391,7 @@ def test_stat_during_transfer_reports_progress(huge, mode):
             "STAT during a transfer should report the bytes sent so far:\n" + r.full
         # The transfer goes on after the STAT: read it all.
         n = 4 << 20
-        while True:
-            b = s.recv(1 << 20)
-            if not b:
-                break
-            n += len(b)
+        n += count_until_eof(s)
         dc.close()
         assert n == 1 << 30
         assert c.reply().code == 226, c.transcript()
