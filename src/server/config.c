@@ -30,9 +30,10 @@ enum config_type {
 	CT_UINT,    /* decimal, within [min, max] */
 	CT_OCTAL,   /* octal (umask) */
 	CT_LISTEN,  /* ADDRESS:PORT, repeatable */
-	CT_RANGE,   /* MIN-MAX port range */
+	CT_RANGE,   /* MIN-MAX port range (struct port_range) */
 	CT_PERMS,   /* comma list of permissions */
-	CT_ADDRESS, /* numeric IPv4 address */
+	CT_HOST,    /* numeric IPv4 address or a host name */
+	CT_PASV_MAP, /* NETWORK/LEN = ADDRESS, repeatable */
 };
 
 struct config_key {
@@ -65,12 +66,22 @@ static const struct config_key config_table[] = {
 	  "unprivileged account the server runs as when started as root; owns all files" },
 	{ "workers", CT_UINT, NUM(workers), 0, 256, "0", "N",
 	  "worker processes, each serving many sessions (0: one per CPU)" },
-	{ "pasv_ports", CT_RANGE, NUM(pasv_min), 0, 0, "", "MIN-MAX",
-	  "port range for passive data connections (default: any unprivileged port)" },
-	{ "pasv_address", CT_ADDRESS, STR(pasv_address), 0, 0, "", "ADDRESS",
-	  "IPv4 address announced in PASV replies, for servers behind NAT" },
+	{ "pasv_ports", CT_RANGE, NUM(pasv_ports), 0, 0, "", "MIN-MAX",
+	  "port range for passive data connections, shared by clients of different addresses "
+	  "(default: any unprivileged port)" },
+	{ "pasv_address", CT_HOST, STR(pasv_address), 0, 0, "", "ADDRESS|HOSTNAME",
+	  "IPv4 address announced in PASV replies, for servers behind NAT; a host name is "
+	  "resolved again every pasv_address_refresh seconds" },
+	{ "pasv_address_refresh", CT_UINT, NUM(pasv_address_refresh), 0, 86400, "300", "SECONDS",
+	  "how often a pasv_address host name is resolved again (0: at start-up only)" },
+	{ "pasv_address_map", CT_PASV_MAP, NUM(pasv_map), 0, 0, NULL, "NETWORK/LEN=ADDRESS",
+	  "clients in NETWORK are told ADDRESS in PASV replies instead, repeatable (the "
+	  "longest matching prefix wins)" },
 	{ "active_from_port_20", CT_BOOL, NUM(active_from_port_20), 0, 0, "no", "yes|no",
 	  "open active data connections from port 20 (needs root at start-up)" },
+	{ "active_ports", CT_RANGE, NUM(active_ports), 0, 0, "", "MIN-MAX",
+	  "source ports of active data connections when not from port 20 (default: any "
+	  "unprivileged port)" },
 	{ "max_sessions", CT_UINT, NUM(max_sessions), 1, 1000000, "2000", "N",
 	  "sessions in all; more connections get 421" },
 	{ "max_sessions_per_ip", CT_UINT, NUM(max_sessions_per_ip), 1, 1000000, "50", "N",
@@ -155,6 +166,70 @@ static int parse_bool(const char *v, bool *out)
 	return -1;
 }
 
+/* A host name as DNS allows it (RFC 1123 labels), or a numeric IPv4 address. */
+static bool host_ok(const char *v)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, v, &a) == 1)
+		return true;
+	size_t n = strlen(v), label = 0;
+	if (n == 0 || n > 253)
+		return false;
+	bool all_digits = true;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		if (c == '.') {
+			if (label == 0 || v[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)c) && c != '-')
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (!isdigit((unsigned char)c))
+			all_digits = false;
+		if (++label > 63)
+			return false;
+	}
+	/* "1.2.3" or "300.1.1.1" is a mistyped address, not a name. */
+	return label > 0 && v[n - 1] != '-' && !all_digits;
+}
+
+/* "NETWORK/LEN = ADDRESS": the spaces around '=' are optional. */
+static int set_pasv_map(struct config *cfg, const char *v, char *why, size_t whysz)
+{
+	if (cfg->n_pasv_map >= CONFIG_MAX_PASV_MAP) {
+		snprintf(why, whysz, "at most %d entries", CONFIG_MAX_PASV_MAP);
+		return -1;
+	}
+	struct pasv_map *m = &cfg->pasv_map[cfg->n_pasv_map];
+	const char *eq = strchr(v, '=');
+	if (eq == NULL) {
+		snprintf(why, whysz, "'%s' is not NETWORK/LEN = ADDRESS", v);
+		return -1;
+	}
+	size_t nlen = (size_t)(eq - v);
+	while (nlen > 0 && v[nlen - 1] == ' ')
+		nlen--;
+	const char *addr = eq + 1;
+	while (*addr == ' ')
+		addr++;
+	int rc = netaddr_parse_net(v, nlen, &m->net);
+	if (rc < 0) {
+		snprintf(why, whysz, "'%.*s' is not a network such as 192.168.0.0/16%s", (int)nlen,
+			 v, rc == FERR_RANGE ? " (prefix too long, or host bits set)" : "");
+		return -1;
+	}
+	if (inet_pton(AF_INET, addr, &m->announce) != 1) {
+		snprintf(why, whysz, "'%s' is not a numeric IPv4 address to announce", addr);
+		return -1;
+	}
+	cfg->n_pasv_map++;
+	return 0;
+}
+
 /* Set one key from its textual value.  On error, writes a message into why. */
 static int set_key(struct config *cfg, const struct config_key *k, const char *v, char *why,
 		   size_t whysz)
@@ -167,14 +242,15 @@ static int set_key(struct config *cfg, const struct config_key *k, const char *v
 			return -1;
 		}
 		return 0;
-	case CT_ADDRESS: {
-		struct in_addr a;
-		if (*v != '\0' && inet_pton(AF_INET, v, &a) != 1) {
-			snprintf(why, whysz, "'%s' is not a numeric IPv4 address", v);
+	case CT_HOST:
+		if (*v != '\0' && !host_ok(v)) {
+			snprintf(why, whysz, "'%s' is neither a numeric IPv4 address nor a host name",
+				 v);
 			return -1;
 		}
 		return str_copy(field, k->size, v) < 0 ? -1 : 0;
-	}
+	case CT_PASV_MAP:
+		return set_pasv_map(cfg, v, why, whysz);
 	case CT_BOOL:
 		if (parse_bool(v, (bool *)field) < 0) {
 			snprintf(why, whysz, "'%s' is not yes or no", v);
@@ -215,17 +291,19 @@ static int set_key(struct config *cfg, const struct config_key *k, const char *v
 		}
 		cfg->n_listen++;
 		return 0;
-	case CT_RANGE:
+	case CT_RANGE: {
+		struct port_range *r = (struct port_range *)field;
 		if (*v == '\0') {
-			cfg->pasv_min = cfg->pasv_max = 0;
+			r->min = r->max = 0;
 			return 0;
 		}
-		if (hostport_parse_range(v, &cfg->pasv_min, &cfg->pasv_max) < 0) {
+		if (hostport_parse_range(v, &r->min, &r->max) < 0) {
 			snprintf(why, whysz, "'%s' is not MIN-MAX with 1024 <= MIN <= MAX <= 65535",
 				 v);
 			return -1;
 		}
 		return 0;
+	}
 	case CT_PERMS:
 		if (perm_parse(v, (unsigned *)field) < 0) {
 			snprintf(why, whysz,
@@ -268,6 +346,22 @@ static char *trim(char *s)
 	return s;
 }
 
+/*
+ * Repeatable keys add to a list, but their first occurrence in a source (the file, then
+ * the command line) starts the list afresh; seen records which lists were started.
+ */
+static void reset_repeatable(struct config *cfg, const struct config_key *k, unsigned *seen)
+{
+	unsigned bit = k->type == CT_LISTEN ? 1u : k->type == CT_PASV_MAP ? 2u : 0u;
+	if (bit == 0 || (*seen & bit))
+		return;
+	*seen |= bit;
+	if (bit == 1)
+		cfg->n_listen = 0;
+	else
+		cfg->n_pasv_map = 0;
+}
+
 static int load_file(struct config *cfg, const char *path, FILE *err)
 {
 	FILE *f = fopen(path, "r");
@@ -278,7 +372,7 @@ static int load_file(struct config *cfg, const char *path, FILE *err)
 	char line[CONFIG_STR_MAX + 128];
 	unsigned lineno = 0;
 	int rc = 0;
-	bool listen_seen = false;
+	unsigned seen = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -308,10 +402,7 @@ static int load_file(struct config *cfg, const char *path, FILE *err)
 			continue;
 		}
 		/* The file's first listen line replaces the default instead of adding to it. */
-		if (k->type == CT_LISTEN && !listen_seen) {
-			cfg->n_listen = 0;
-			listen_seen = true;
-		}
+		reset_repeatable(cfg, k, &seen);
 		char why[512];
 		if (set_key(cfg, k, val, why, sizeof(why)) < 0) {
 			fprintf(err, "%s:%u: %s: %s\n", path, lineno, key, why);
@@ -387,7 +478,7 @@ int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FIL
 		return -1;
 
 	/* Second pass: every other option overrides the file. */
-	bool listen_seen = false;
+	unsigned seen = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--check-config") == 0)
@@ -423,10 +514,8 @@ int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FIL
 			fprintf(err, "--%.*s: needs a value\n", (int)nlen, name);
 			return -1;
 		}
-		if (k->type == CT_LISTEN && !listen_seen) {
-			cfg->n_listen = 0;
-			listen_seen = true;
-		}
+		/* A repeatable key on the command line replaces the file's list. */
+		reset_repeatable(cfg, k, &seen);
 		char why[512];
 		if (set_key(cfg, k, v, why, sizeof(why)) < 0) {
 			fprintf(err, "--%.*s: %s\n", (int)nlen, name, why);

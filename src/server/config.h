@@ -11,9 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "common/netaddr.h"
+
 #define CONFIG_MAX_LISTEN 16
+#define CONFIG_MAX_PASV_MAP 32
 #define CONFIG_STR_MAX 4096
 
 /* Permissions a user can be granted (users file and anon_permissions). */
@@ -29,6 +33,17 @@ enum perm {
 /* "read,write" -> bits.  Returns 0 or -1 on an unknown word. */
 int perm_parse(const char *s, unsigned *out);
 
+/* A port range; min == 0 means unset (any unprivileged port). */
+struct port_range {
+	uint16_t min, max;
+};
+
+/* pasv_address_map: clients in net are told announce in PASV replies. */
+struct pasv_map {
+	struct netaddr_net net;
+	struct in_addr announce;
+};
+
 struct config {
 	struct sockaddr_storage listen[CONFIG_MAX_LISTEN];
 	unsigned n_listen;
@@ -39,9 +54,13 @@ struct config {
 	char users_file[CONFIG_STR_MAX];
 	char user[64];                   /* unprivileged account when started as root */
 	unsigned workers;                /* 0: one per CPU */
-	uint16_t pasv_min, pasv_max;     /* 0, 0: any unprivileged port */
-	char pasv_address[64];           /* announced in PASV replies; empty: local address */
+	struct port_range pasv_ports;    /* passive listeners; unset: any unprivileged port */
+	char pasv_address[256];          /* IPv4 address or host name announced in PASV replies */
+	unsigned pasv_address_refresh;   /* seconds between resolutions of a host name; 0: once */
+	struct pasv_map pasv_map[CONFIG_MAX_PASV_MAP];
+	unsigned n_pasv_map;
 	bool active_from_port_20;
+	struct port_range active_ports;  /* source ports of active connections (not port 20) */
 	unsigned max_sessions;
 	unsigned max_sessions_per_ip;
 	unsigned login_timeout;          /* seconds */

@@ -179,7 +179,7 @@ static int try_listen(const struct sockaddr_storage *addr, uint16_t port)
 static int open_listener(struct session *s, uint16_t *port_out)
 {
 	const struct config *cfg = s->srv->cfg;
-	if (cfg->pasv_min == 0) {
+	if (cfg->pasv_ports.min == 0) {
 		int fd = try_listen(&s->local, 0);
 		if (fd < 0)
 			return fd;
@@ -193,13 +193,13 @@ static int open_listener(struct session *s, uint16_t *port_out)
 		*port_out = hostport_get_port(&a);
 		return fd;
 	}
-	unsigned span = (unsigned)cfg->pasv_max - cfg->pasv_min + 1;
+	unsigned span = (unsigned)cfg->pasv_ports.max - cfg->pasv_ports.min + 1;
 	unsigned start = 0;
 	if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != sizeof(start))
 		start = (unsigned)s->id * 7919u;
 	int last = -EADDRINUSE;
 	for (unsigned i = 0; i < span; i++) {
-		uint16_t port = (uint16_t)(cfg->pasv_min + (start + i) % span);
+		uint16_t port = (uint16_t)(cfg->pasv_ports.min + (start + i) % span);
 		int fd = try_listen(&s->local, port);
 		if (fd >= 0) {
 			*port_out = port;
@@ -227,7 +227,7 @@ void data_passive(struct session *s, bool extended)
 	int fd = open_listener(s, &d->port);
 	if (fd < 0) {
 		log_warn("session %llu: no passive port available in %u-%u: %s",
-			 (unsigned long long)s->id, s->srv->cfg->pasv_min, s->srv->cfg->pasv_max,
+			 (unsigned long long)s->id, s->srv->cfg->pasv_ports.min, s->srv->cfg->pasv_ports.max,
 			 strerror(-fd));
 		data_free(s);
 		session_reply(s, R_425_CANT_OPEN_DATA, "No passive port available; try again later.");
