@@ -17,34 +17,43 @@
 #include "common/buf.h"
 #include "common/hostport.h"
 #include "common/reply.h"
+#include "server/ipc.h"
 #include "server/log.h"
+#include "server/pasv_address.h"
 #include "server/port20.h"
 #include "server/session.h"
+#include "server/worker.h"
 
 enum data_mode { DATA_PASSIVE, DATA_ACTIVE };
 
 struct data_chan {
 	struct session *s;
 	enum data_mode mode;
-	int listen_fd;          /* passive: the listener until its one connection arrives */
+	bool extended;          /* passive: EPSV (229) rather than PASV (227) */
+	bool asking;            /* passive: the master has not answered yet */
+	bool waiting;           /* passive: the master waits for the connection for us */
+	uint32_t seq;           /* passive: our request to the master */
+	uint16_t port;          /* passive: the port the client was told */
 	int conn_fd;            /* the connection, once made */
-	uint16_t port;          /* passive: the listening port */
+	int connect_fd;         /* active: the socket while it connects */
 	struct sockaddr_storage target; /* active: where to connect */
-	struct event *ev;       /* accept or connect readiness */
+	struct event *ev;       /* active: connect readiness */
 	struct event *timer;    /* data_timeout */
 	data_ready_fn *ready;   /* a transfer waiting for the connection */
 };
 
-static void chan_close_fds(struct data_chan *d)
+/* Tell the master we wait no more (it may have matched a connection meanwhile: fine). */
+static void stop_waiting(struct data_chan *d)
 {
-	if (d->ev != NULL) {
-		event_free(d->ev);
-		d->ev = NULL;
-	}
-	if (d->listen_fd >= 0) {
-		close(d->listen_fd);
-		d->listen_fd = -1;
-	}
+	if (!d->asking && !d->waiting)
+		return;
+	struct ipc_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = IPC_PASV_CLOSE;
+	m.id = d->s->id;
+	m.seq = d->seq;
+	worker_send(d->s->srv, &m, -1);
+	d->asking = d->waiting = false;
 }
 
 void data_free(struct session *s)
@@ -52,7 +61,11 @@ void data_free(struct session *s)
 	struct data_chan *d = s->data;
 	if (d == NULL)
 		return;
-	chan_close_fds(d);
+	stop_waiting(d);
+	if (d->ev != NULL)
+		event_free(d->ev);
+	if (d->connect_fd >= 0)
+		close(d->connect_fd);
 	if (d->conn_fd >= 0)
 		close(d->conn_fd);
 	if (d->timer != NULL)
@@ -64,12 +77,17 @@ void data_free(struct session *s)
 bool data_prepared(const struct session *s)
 {
 	const struct data_chan *d = s->data;
-	return d != NULL && (d->mode == DATA_ACTIVE || d->listen_fd >= 0 || d->conn_fd >= 0);
+	return d != NULL && (d->mode == DATA_ACTIVE || d->waiting || d->conn_fd >= 0);
 }
 
 bool data_is_passive(const struct session *s)
 {
 	return s->data != NULL && s->data->mode == DATA_PASSIVE;
+}
+
+bool data_waiting_for_master(const struct session *s)
+{
+	return s->data != NULL && s->data->asking;
 }
 
 /* Hand the connection (or the failure) to the waiting transfer; the channel is spent. */
@@ -87,12 +105,21 @@ static void deliver(struct data_chan *d, const char *why)
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct data_chan *d = arg;
+	struct session *s = d->s;
+	if (d->asking) {
+		log_warn("session %llu: no answer from the master to PASV/EPSV",
+			 (unsigned long long)s->id);
+		data_free(s);
+		session_reply(s, R_425_CANT_OPEN_DATA, "Cannot open a passive port; try again later.");
+		session_resume(s);
+		return;
+	}
 	if (d->ready != NULL) {
 		deliver(d, "timed out waiting for the data connection");
 		return;
 	}
-	/* Nobody waits: just stop listening.  A later transfer will ask for PASV again. */
-	chan_close_fds(d);
+	/* Nobody waits: stop waiting too.  A later transfer will ask for PASV again. */
+	stop_waiting(d);
 }
 
 static struct data_chan *chan_new(struct session *s, enum data_mode mode)
@@ -103,8 +130,8 @@ static struct data_chan *chan_new(struct session *s, enum data_mode mode)
 		return NULL;
 	d->s = s;
 	d->mode = mode;
-	d->listen_fd = -1;
 	d->conn_fd = -1;
+	d->connect_fd = -1;
 	d->timer = evtimer_new(s->srv->base, on_timeout, d);
 	if (d->timer == NULL) {
 		free(d);
@@ -120,98 +147,10 @@ static void arm_timer(struct data_chan *d)
 	evtimer_add(d->timer, &tv);
 }
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
-{
-	struct data_chan *d = arg;
-	struct session *s = d->s;
-	for (;;) {
-		struct sockaddr_storage from;
-		socklen_t len = sizeof(from);
-		int fd = accept4(lfd, (struct sockaddr *)&from, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				log_warn("session %llu: accept on passive port %u: %s",
-					 (unsigned long long)s->id, d->port, strerror(errno));
-			return;
-		}
-		hostport_unmap(&from);
-		if (!hostport_same_host(&from, &s->peer)) {
-			/* Someone else raced for the port: the classic passive-mode hijack. */
-			char who[64];
-			hostport_ntop(&from, who, sizeof(who));
-			log_warn("session %llu: refused data connection from %s to passive port %u "
-				 "(control connection is from %s)",
-				 (unsigned long long)s->id, who, d->port, s->peer_str);
-			close(fd);
-			continue;
-		}
-		d->conn_fd = fd;
-		chan_close_fds(d); /* exactly one connection per PASV */
-		if (d->ready != NULL)
-			deliver(d, NULL);
-		return;
-	}
-}
-
-/* Bind and listen on addr with the given port (0: any).  Returns the fd or -errno. */
-static int try_listen(const struct sockaddr_storage *addr, uint16_t port)
-{
-	struct sockaddr_storage a = *addr;
-	hostport_set_port(&a, port);
-	int fd = socket(a.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	/* Lets a port whose last connection is in TIME_WAIT be listened on again at once. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&a, hostport_len(&a)) < 0 || listen(fd, 1) < 0) {
-		int e = errno;
-		close(fd);
-		return -e;
-	}
-	return fd;
-}
-
 /*
- * A listener on a port of the range, starting at a random point so that concurrent
- * sessions spread over it; a busy port (bind or listen failing) is skipped.
+ * PASV and EPSV ask the master, which owns the passive listeners (pasv_broker.c), and the
+ * session waits for the answer (data_passive_answer) before it reads another command.
  */
-static int open_listener(struct session *s, uint16_t *port_out)
-{
-	const struct config *cfg = s->srv->cfg;
-	if (cfg->pasv_ports.min == 0) {
-		int fd = try_listen(&s->local, 0);
-		if (fd < 0)
-			return fd;
-		struct sockaddr_storage a;
-		socklen_t len = sizeof(a);
-		if (getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-			int e = errno;
-			close(fd);
-			return -e;
-		}
-		*port_out = hostport_get_port(&a);
-		return fd;
-	}
-	unsigned span = (unsigned)cfg->pasv_ports.max - cfg->pasv_ports.min + 1;
-	unsigned start = 0;
-	if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != sizeof(start))
-		start = (unsigned)s->id * 7919u;
-	int last = -EADDRINUSE;
-	for (unsigned i = 0; i < span; i++) {
-		uint16_t port = (uint16_t)(cfg->pasv_ports.min + (start + i) % span);
-		int fd = try_listen(&s->local, port);
-		if (fd >= 0) {
-			*port_out = port;
-			return fd;
-		}
-		last = fd;
-		if (fd != -EADDRINUSE && fd != -EACCES)
-			break; /* not a busy port: another port will not do better */
-	}
-	return last;
-}
-
 void data_passive(struct session *s, bool extended)
 {
 	if (!extended && s->local.ss_family != AF_INET) {
@@ -224,44 +163,84 @@ void data_passive(struct session *s, bool extended)
 		session_reply(s, R_425_CANT_OPEN_DATA, "Out of memory.");
 		return;
 	}
-	int fd = open_listener(s, &d->port);
-	if (fd < 0) {
-		log_warn("session %llu: no passive port available in %u-%u: %s",
-			 (unsigned long long)s->id, s->srv->cfg->pasv_ports.min, s->srv->cfg->pasv_ports.max,
-			 strerror(-fd));
+	const struct config *cfg = s->srv->cfg;
+	d->extended = extended;
+	d->seq = ++s->srv->pasv_seq;
+	struct ipc_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = IPC_PASV_OPEN;
+	m.id = s->id;
+	m.seq = d->seq;
+	m.port_min = cfg->pasv_ports.min;
+	m.port_max = cfg->pasv_ports.max;
+	memcpy(m.addr, &s->local, sizeof(s->local));
+	memcpy(m.addr2, &s->peer, sizeof(s->peer));
+	if (worker_send(s->srv, &m, -1) < 0) {
 		data_free(s);
-		session_reply(s, R_425_CANT_OPEN_DATA, "No passive port available; try again later.");
+		session_reply(s, R_425_CANT_OPEN_DATA, "Cannot open a passive port; try again later.");
 		return;
 	}
-	d->listen_fd = fd;
-	d->ev = event_new(s->srv->base, fd, EV_READ | EV_PERSIST, on_accept, d);
-	if (d->ev == NULL || event_add(d->ev, NULL) < 0) {
-		data_free(s);
-		session_reply(s, R_425_CANT_OPEN_DATA, "Cannot listen for the data connection.");
-		return;
-	}
+	d->asking = true;
 	arm_timer(d);
+}
 
+static void reply_passive(struct session *s, struct data_chan *d, const struct in_addr *resolved)
+{
 	struct buf b;
 	buf_init(&b, 256);
 	int rc;
-	if (extended) {
+	if (d->extended) {
 		rc = hostport_format_epsv(&b, d->port);
 	} else {
-		struct in_addr addr = ((const struct sockaddr_in *)&s->local)->sin_addr;
-		const char *ext = s->srv->cfg->pasv_address;
-		if (ext[0] != '\0' && inet_pton(AF_INET, ext, &addr) != 1)
-			addr = ((const struct sockaddr_in *)&s->local)->sin_addr;
+		struct in_addr addr = pasv_announce(s->srv->cfg, &s->peer, &s->local, resolved);
 		rc = hostport_format_pasv(&b, &addr, d->port);
 	}
 	if (rc < 0) {
-		buf_free(&b);
 		data_free(s);
 		session_reply(s, R_425_CANT_OPEN_DATA, "Cannot describe the data port.");
+	} else {
+		session_reply(s, d->extended ? R_229_EXTENDED_PASSIVE : R_227_PASSIVE, b.data);
+	}
+	buf_free(&b);
+}
+
+void data_passive_answer(struct session *s, const struct ipc_msg *m)
+{
+	struct data_chan *d = s->data;
+	if (d == NULL || !d->asking || d->seq != m->seq)
+		return; /* for a PASV since replaced; the master forgets it with our CLOSE */
+	d->asking = false;
+	if (m->err != 0) {
+		const struct config *cfg = s->srv->cfg;
+		log_warn("session %llu: no passive port available in %u-%u for %s: %s",
+			 (unsigned long long)s->id, cfg->pasv_ports.min,
+			 cfg->pasv_ports.min ? cfg->pasv_ports.max : 65535, s->peer_str,
+			 strerror(m->err));
+		data_free(s);
+		session_reply(s, R_425_CANT_OPEN_DATA, "No passive port available; try again later.");
+		session_resume(s);
 		return;
 	}
-	session_reply(s, extended ? R_229_EXTENDED_PASSIVE : R_227_PASSIVE, b.data);
-	buf_free(&b);
+	d->waiting = true;
+	d->port = m->port;
+	struct sockaddr_in resolved;
+	memcpy(&resolved, m->addr2, sizeof(resolved));
+	reply_passive(s, d, resolved.sin_family == AF_INET ? &resolved.sin_addr : NULL);
+	arm_timer(d);
+	session_resume(s);
+}
+
+void data_passive_connected(struct session *s, const struct ipc_msg *m, int fd)
+{
+	struct data_chan *d = s->data;
+	if (d == NULL || !d->waiting || d->seq != m->seq || d->conn_fd >= 0) {
+		close(fd);
+		return;
+	}
+	d->waiting = false; /* exactly one connection per PASV: the master forgot us */
+	d->conn_fd = fd;
+	if (d->ready != NULL)
+		deliver(d, NULL);
 }
 
 static bool is_unspecified(const struct sockaddr_storage *a)
@@ -323,31 +302,24 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
 		deliver(d, why);
 		return;
 	}
-	d->conn_fd = d->listen_fd; /* the connecting socket, kept in listen_fd until now */
-	d->listen_fd = -1;
+	d->conn_fd = d->connect_fd;
+	d->connect_fd = -1;
 	event_free(d->ev);
 	d->ev = NULL;
 	deliver(d, NULL);
 }
 
-/* A socket to connect from: port 20 through the helper, else the control's local address. */
-static int active_socket(struct session *s, const struct data_chan *d)
+/* A socket bound to from (port included), set up to share the port with other
+ * connections to other clients.  Returns the fd or -errno. */
+static int bound_socket(const struct sockaddr_storage *from)
 {
-	struct sockaddr_storage from = s->local;
-	if (from.ss_family != d->target.ss_family)
-		return -EAFNOSUPPORT;
-	if (s->srv->cfg->active_from_port_20 && s->srv->port20_fd >= 0) {
-		int fd = port20_request(s->srv->port20_fd, &from);
-		if (fd >= 0)
-			return fd;
-		log_warn("session %llu: port 20 unavailable (%s); connecting from another port",
-			 (unsigned long long)s->id, strerror(-fd));
-	}
-	hostport_set_port(&from, 0);
-	int fd = socket(from.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(from->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (bind(fd, (struct sockaddr *)&from, hostport_len(&from)) < 0) {
+	int one = 1;
+	if (hostport_get_port(from) != 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)from, hostport_len(from)) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;
@@ -355,29 +327,94 @@ static int active_socket(struct session *s, const struct data_chan *d)
 	return fd;
 }
 
+/* Start connecting fd to the target: 0, or -errno (EADDRNOTAVAIL: that source port is
+ * already connected to that very client port, pick another). */
+static int start_connect(int fd, const struct sockaddr_storage *target)
+{
+	if (connect(fd, (const struct sockaddr *)target, hostport_len(target)) < 0 &&
+	    errno != EINPROGRESS)
+		return -errno;
+	return 0;
+}
+
+/*
+ * A connecting socket: from port 20 through the helper, else from active_ports (a random
+ * start, busy ports skipped), else from any port of the control connection's local
+ * address.  Returns the fd or -errno; on failure *why says what went wrong.
+ */
+static int active_connect(struct session *s, const struct data_chan *d, const char **why)
+{
+	const struct config *cfg = s->srv->cfg;
+	struct sockaddr_storage from = s->local;
+	*why = "cannot create the data socket";
+	if (from.ss_family != d->target.ss_family)
+		return -EAFNOSUPPORT;
+	if (cfg->active_from_port_20 && s->srv->port20_fd >= 0) {
+		int fd = port20_request(s->srv->port20_fd, &from);
+		if (fd >= 0) {
+			int fl = fcntl(fd, F_GETFL);
+			int rc = fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
+			if (rc == 0)
+				rc = start_connect(fd, &d->target);
+			if (rc == 0)
+				return fd;
+			close(fd);
+			*why = "cannot connect to the client";
+			return rc;
+		}
+		log_warn("session %llu: port 20 unavailable (%s); connecting from another port",
+			 (unsigned long long)s->id, strerror(-fd));
+	}
+	if (cfg->active_ports.min == 0) {
+		hostport_set_port(&from, 0);
+		int fd = bound_socket(&from);
+		if (fd < 0)
+			return fd;
+		int rc = start_connect(fd, &d->target);
+		if (rc < 0) {
+			close(fd);
+			*why = "cannot connect to the client";
+			return rc;
+		}
+		return fd;
+	}
+	unsigned span = (unsigned)cfg->active_ports.max - cfg->active_ports.min + 1;
+	unsigned start = 0;
+	if (getrandom(&start, sizeof(start), GRND_NONBLOCK) != sizeof(start))
+		start = (unsigned)s->id * 7919u;
+	int last = -EADDRINUSE;
+	for (unsigned i = 0; i < span; i++) {
+		hostport_set_port(&from, (uint16_t)(cfg->active_ports.min + (start + i) % span));
+		int fd = bound_socket(&from);
+		int rc = fd < 0 ? fd : start_connect(fd, &d->target);
+		if (rc == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		last = rc;
+		if (rc != -EADDRINUSE && rc != -EADDRNOTAVAIL) {
+			*why = fd < 0 ? "cannot create the data socket" : "cannot connect to the client";
+			return rc;
+		}
+	}
+	log_warn("session %llu: no source port free in active_ports %u-%u",
+		 (unsigned long long)s->id, cfg->active_ports.min, cfg->active_ports.max);
+	*why = "no source port free for the data connection";
+	return last;
+}
+
 static void connect_active(struct data_chan *d)
 {
 	struct session *s = d->s;
-	int fd = active_socket(s, d);
+	const char *what;
+	int fd = active_connect(s, d, &what);
 	if (fd < 0) {
-		deliver(d, "cannot create the data socket");
-		return;
-	}
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-		close(fd);
-		deliver(d, "cannot create the data socket");
-		return;
-	}
-	if (connect(fd, (const struct sockaddr *)&d->target, hostport_len(&d->target)) < 0 &&
-	    errno != EINPROGRESS) {
-		char why[128];
-		snprintf(why, sizeof(why), "cannot connect to the client: %s", strerror(errno));
-		close(fd);
+		char why[160];
+		snprintf(why, sizeof(why), "%s: %s", what, strerror(-fd));
 		deliver(d, why);
 		return;
 	}
-	d->listen_fd = fd;
+	d->connect_fd = fd;
 	d->ev = event_new(s->srv->base, fd, EV_WRITE, on_connected, d);
 	struct timeval tv = { .tv_sec = s->srv->cfg->data_timeout, .tv_usec = 0 };
 	if (d->ev == NULL || event_add(d->ev, &tv) < 0)
@@ -400,8 +437,8 @@ void data_connect(struct session *s, data_ready_fn *ready)
 		deliver(d, NULL);
 		return;
 	}
-	if (d->listen_fd < 0) {
-		deliver(d, "the passive listener timed out; send PASV or EPSV again");
+	if (!d->waiting) {
+		deliver(d, "the passive port timed out; send PASV or EPSV again");
 		return;
 	}
 	/* Wait for the client, giving it a full data_timeout from the transfer command. */

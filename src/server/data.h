@@ -1,12 +1,13 @@
 /*
  * data.h: setting up data connections, the heart of FTP.
  *
- * Passive (PASV, EPSV): a listener on the control connection's local address, on a port
- * of pasv_ports, accepting exactly one connection whose source address equals the control
- * connection's peer; any other source is refused and logged.  Active (PORT, EPRT): a
+ * Passive (PASV, EPSV): the master listens on the control connection's local address, on
+ * a port of pasv_ports that may be shared with sessions of other client addresses, and
+ * hands over exactly one connection whose source address equals the control connection's
+ * peer; any other source is refused and logged (pasv_broker.h).  Active (PORT, EPRT): a
  * connect to the address the client named, which must be its own (no FTP bounce) with a
- * port >= 1024, from port 20 through the helper when configured, else from an unprivileged
- * port of the control connection's local address.  Both sides time out (data_timeout).
+ * port >= 1024, from port 20 through the helper when configured, else from active_ports
+ * or any unprivileged port of the control connection's local address.  Both sides time out (data_timeout).
  */
 #ifndef FERRY_SERVER_DATA_H
 #define FERRY_SERVER_DATA_H
@@ -16,8 +17,19 @@
 
 struct session;
 
-/* PASV (extended = false) or EPSV: opens the listener and replies 227 / 229 / 425. */
+struct ipc_msg;
+
+/*
+ * PASV (extended = false) or EPSV: asks the master for a port; the session waits until
+ * the answer comes (data_passive_answer), which replies 227 / 229 / 425.
+ */
 void data_passive(struct session *s, bool extended);
+/* The master's IPC_PASV_PORT for this session. */
+void data_passive_answer(struct session *s, const struct ipc_msg *m);
+/* The master's IPC_DATA_CONN: the client connected (fd owned by the callee). */
+void data_passive_connected(struct session *s, const struct ipc_msg *m, int fd);
+/* Whether the session waits for the master's answer to PASV/EPSV (it reads no command). */
+bool data_waiting_for_master(const struct session *s);
 /* PORT / EPRT: checks the target and replies 200 or an error. */
 void data_active(struct session *s, const struct sockaddr_storage *target);
 

@@ -17,13 +17,31 @@ enum ipc_type {
 	IPC_PORT20_CHANNEL,   /* master -> port-20 helper: a new worker's channel (fd) */
 	IPC_PORT20_REQUEST,   /* worker -> helper: a socket bound to port 20, please */
 	IPC_PORT20_REPLY,     /* helper -> worker: the socket (fd), or an error */
+	IPC_PASV_OPEN,        /* worker -> master: wait for a data connection (see below) */
+	IPC_PASV_PORT,        /* master -> worker: the port waited on, or an error */
+	IPC_PASV_CLOSE,       /* worker -> master: the session waits no more */
+	IPC_DATA_CONN,        /* master -> worker: the awaited data connection (fd) */
 };
 
+/*
+ * Passive mode goes through the master, which owns the passive listeners so that
+ * sessions of different client addresses, in any worker, can share a port.
+ * IPC_PASV_OPEN: id, seq, addr = the control connection's local address (where to
+ * listen), addr2 = its peer (the only source accepted), port_min/port_max = the range
+ * (0: any).  IPC_PASV_PORT: id, seq, err or port, and addr2 = the current address of a
+ * pasv_address host name (AF_INET) or nothing (family 0).  IPC_PASV_CLOSE: id, seq.
+ * IPC_DATA_CONN: id, seq, the connection attached.  seq tells a stale answer (for a PASV
+ * the session has since replaced) from the current one.
+ */
 struct ipc_msg {
 	uint32_t type;
 	int32_t err;          /* errno for replies, 0 on success */
 	uint64_t id;          /* session id */
-	unsigned char addr[128]; /* a struct sockaddr_storage, for port-20 requests */
+	uint32_t seq;         /* passive requests: the session's request number */
+	uint16_t port;        /* IPC_PASV_PORT: the port */
+	uint16_t port_min, port_max; /* IPC_PASV_OPEN: the range, 0-0 for any */
+	unsigned char addr[128];  /* a struct sockaddr_storage: port-20 and passive requests */
+	unsigned char addr2[128]; /* a second one, see above */
 };
 
 /* Send msg with fd attached (fd < 0: none).  Returns 0 or -errno. */

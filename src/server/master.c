@@ -9,6 +9,7 @@
  */
 #include "server/master.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -29,7 +30,9 @@
 #include "common/hostport.h"
 #include "server/ipc.h"
 #include "server/log.h"
+#include "server/pasv_broker.h"
 #include "server/port20.h"
+#include "server/resolver.h"
 #include "server/users.h"
 
 #define MAX_WORKER_SLOTS 512
@@ -79,6 +82,8 @@ struct master {
 	int users_fd;           /* sealed snapshot of the users file, or -1 */
 	int port20_ctl;
 	pid_t port20_pid;
+	struct pasv_broker *broker;
+	struct resolver *pasv_resolver; /* pasv_address when it is a host name */
 	bool stopping;
 	struct event *sig_ev[4];
 	struct event *kill_timer;
@@ -141,6 +146,14 @@ static int rec_add(struct master *m, uint64_t id, unsigned worker, const struct 
 	m->total++;
 	m->slots[worker].load++;
 	return 0;
+}
+
+static struct conn_rec *rec_find(struct master *m, uint64_t id)
+{
+	struct conn_rec *r = m->recs[id % REC_BUCKETS];
+	while (r != NULL && r->id != id)
+		r = r->next;
+	return r;
 }
 
 static void rec_unlink(struct master *m, struct conn_rec **pp)
@@ -284,10 +297,68 @@ static void free_slot(struct master *m, unsigned i)
 {
 	struct worker_slot *w = &m->slots[i];
 	rec_remove_worker(m, i);
+	pasv_broker_forget_worker(m->broker, i);
 	if (w->ev != NULL)
 		event_free(w->ev);
 	close(w->fd);
 	memset(w, 0, sizeof(*w));
+}
+
+/* ---- passive mode: the broker's side of the channel ---- */
+
+static void answer_pasv(struct master *m, unsigned slot, const struct ipc_msg *req)
+{
+	struct sockaddr_storage local, peer;
+	memcpy(&local, req->addr, sizeof(local));
+	memcpy(&peer, req->addr2, sizeof(peer));
+	struct ipc_msg rep;
+	memset(&rep, 0, sizeof(rep));
+	rep.type = IPC_PASV_PORT;
+	rep.id = req->id;
+	rep.seq = req->seq;
+	/* A worker waits only for its own sessions, and only for their own clients. */
+	const struct conn_rec *r = rec_find(m, req->id);
+	int rc = -EPERM;
+	uint16_t port = 0;
+	if (r != NULL && r->worker == slot && hostport_same_host(&r->addr, &peer))
+		rc = pasv_broker_open(m->broker, slot, req->id, req->seq, &local, &peer,
+				      req->port_min, req->port_max, &port);
+	if (rc < 0)
+		rep.err = -rc;
+	rep.port = port;
+	if (m->pasv_resolver != NULL) {
+		struct sockaddr_in sin;
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr = resolver_address(m->pasv_resolver);
+		memcpy(rep.addr2, &sin, sizeof(sin));
+	}
+	if (ipc_send(m->slots[slot].fd, &rep, -1) < 0) {
+		log_warn("cannot answer the passive request of session %llu",
+			 (unsigned long long)req->id);
+		pasv_broker_close(m->broker, req->id, req->seq);
+	}
+}
+
+static void deliver_data(void *ctx, unsigned worker, uint64_t session, uint32_t seq, int fd)
+{
+	struct master *m = ctx;
+	struct ipc_msg msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = IPC_DATA_CONN;
+	msg.id = session;
+	msg.seq = seq;
+	if (m->slots[worker].pid == 0 || ipc_send(m->slots[worker].fd, &msg, fd) < 0)
+		log_warn("cannot hand the data connection of session %llu to its worker",
+			 (unsigned long long)session);
+	close(fd);
+}
+
+/* A pasv_address that is a host name gets a resolver; a numeric one needs none. */
+static bool is_host_name(const char *a)
+{
+	struct in_addr x;
+	return a[0] != '\0' && inet_pton(AF_INET, a, &x) != 1;
 }
 
 static void on_worker_msg(evutil_socket_t fd, short what, void *arg)
@@ -313,8 +384,20 @@ static void on_worker_msg(evutil_socket_t fd, short what, void *arg)
 			event_del(m->slots[slot].ev);
 			return;
 		}
-		if (msg.type == IPC_SESSION_END)
+		switch (msg.type) {
+		case IPC_SESSION_END:
 			rec_remove(m, msg.id);
+			pasv_broker_close(m->broker, msg.id, 0);
+			break;
+		case IPC_PASV_OPEN:
+			answer_pasv(m, slot, &msg);
+			break;
+		case IPC_PASV_CLOSE:
+			pasv_broker_close(m->broker, msg.id, msg.seq);
+			break;
+		default:
+			break;
+		}
 	}
 }
 
@@ -564,6 +647,25 @@ static void reload(struct master *m)
 		free(n);
 		return;
 	}
+	struct resolver *res = m->pasv_resolver;
+	bool same_name = res != NULL && strcmp(resolver_name(res), n->pasv_address) == 0 &&
+			 n->pasv_address_refresh == m->cfg->pasv_address_refresh;
+	if (is_host_name(n->pasv_address) && !same_name) {
+		res = resolver_new(m->base, n->pasv_address, n->pasv_address_refresh);
+		if (res == NULL) {
+			log_error("reload failed: keeping the running configuration");
+			if (ufd >= 0)
+				close(ufd);
+			free(n);
+			return;
+		}
+	} else if (!is_host_name(n->pasv_address)) {
+		res = NULL;
+	}
+	if (res != m->pasv_resolver) {
+		resolver_free(m->pasv_resolver);
+		m->pasv_resolver = res;
+	}
 	if (m->users_fd >= 0)
 		close(m->users_fd);
 	m->users_fd = ufd;
@@ -674,6 +776,13 @@ int master_main(struct config *cfg, int argc, char **argv)
 		if (m->sig_ev[i] == NULL || event_add(m->sig_ev[i], NULL) < 0)
 			return 1;
 	}
+	m->broker = pasv_broker_new(m->base, deliver_data, m);
+	if (m->broker == NULL)
+		return 1;
+	if (is_host_name(cfg->pasv_address) &&
+	    (m->pasv_resolver = resolver_new(m->base, cfg->pasv_address,
+					     cfg->pasv_address_refresh)) == NULL)
+		return 1;
 	m->kill_timer = evtimer_new(m->base, on_kill_timer, m);
 	m->respawn_timer = evtimer_new(m->base, on_respawn, m);
 	fill_workers(m);
@@ -689,6 +798,8 @@ int master_main(struct config *cfg, int argc, char **argv)
 		if (m->listeners[i] != NULL)
 			evconnlistener_free(m->listeners[i]);
 	}
+	pasv_broker_free(m->broker);
+	resolver_free(m->pasv_resolver);
 	for (unsigned i = 0; i < 4; i++)
 		event_free(m->sig_ev[i]);
 	event_free(m->kill_timer);

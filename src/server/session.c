@@ -38,9 +38,22 @@
 
 static void process_input(struct session *s);
 
+struct session *session_find(struct server *srv, uint64_t id)
+{
+	struct session *s = srv->by_id[id % SESSION_ID_BUCKETS];
+	while (s != NULL && s->id != id)
+		s = s->id_next;
+	return s;
+}
+
 static void free_session(struct session *s)
 {
 	struct server *srv = s->srv;
+	struct session **pp = &srv->by_id[s->id % SESSION_ID_BUCKETS];
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->id_next;
+	if (*pp == s)
+		*pp = s->id_next;
 	transfer_free(s);
 	data_free(s);
 	if (s->auth != NULL)
@@ -210,7 +223,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static bool busy(const struct session *s)
 {
-	return s->xfer != NULL || s->auth != NULL || s->delay_timer != NULL;
+	return s->xfer != NULL || s->auth != NULL || s->delay_timer != NULL ||
+	       data_waiting_for_master(s);
 }
 
 /* A malformed line: 500, and the session ends when it keeps happening. */
@@ -334,6 +348,8 @@ struct session *session_new(struct server *srv, int fd, uint64_t id)
 	str_copy(s->cwd, sizeof(s->cwd), "/");
 	cmd_parser_init(&s->parser);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, link);
+	s->id_next = srv->by_id[id % SESSION_ID_BUCKETS];
+	srv->by_id[id % SESSION_ID_BUCKETS] = s;
 	srv->n_sessions++;
 
 	socklen_t len = sizeof(s->peer);

@@ -25,6 +25,8 @@ struct data_chan;
 struct transfer;
 struct auth_request;
 
+#define SESSION_ID_BUCKETS 1024
+
 /* One worker process: its event loop and everything its sessions share. */
 struct server {
 	struct event_base *base;
@@ -37,7 +39,9 @@ struct server {
 	int xferlog_fd;             /* -1 when not logging transfers */
 	int anon_root_fd;           /* O_PATH descriptor of the anonymous root, or -1 */
 	TAILQ_HEAD(, session) sessions;
+	struct session *by_id[SESSION_ID_BUCKETS]; /* chained through id_next */
 	unsigned n_sessions;
+	uint32_t pasv_seq;          /* numbers passive requests to the master */
 	bool draining;              /* finishing sessions; no new ones */
 	bool shutting_down;         /* SIGTERM: close sessions as their transfers end */
 };
@@ -59,6 +63,7 @@ enum session_flags {
 struct session {
 	struct server *srv;
 	TAILQ_ENTRY(session) link;
+	struct session *id_next;
 	uint64_t id;
 	struct bufferevent *ctl;
 	struct sockaddr_storage peer;   /* control connection's peer (IPv4-mapped unmapped) */
@@ -93,6 +98,8 @@ struct session {
 
 /* Take over an accepted control connection.  Returns NULL (fd closed) on failure. */
 struct session *session_new(struct server *srv, int fd, uint64_t id);
+/* The session with this id (from the master's messages), or NULL when it has gone. */
+struct session *session_find(struct server *srv, uint64_t id);
 /* Close at once: frees everything, tells the master. */
 void session_close(struct session *s, const char *why);
 /* Flush what is queued, then close (after QUIT or a 421). */

@@ -18,6 +18,7 @@
 
 #include "common/reply.h"
 #include "server/auth.h"
+#include "server/data.h"
 #include "server/ipc.h"
 #include "server/log.h"
 #include "server/session.h"
@@ -37,6 +38,16 @@ static void maybe_exit(struct server *srv)
 {
 	if ((srv->draining || srv->shutting_down) && srv->n_sessions == 0)
 		event_base_loopexit(srv->base, NULL);
+}
+
+int worker_send(struct server *srv, const struct ipc_msg *m, int fd)
+{
+	if (srv->master_fd < 0)
+		return -EPIPE;
+	int rc = ipc_send(srv->master_fd, m, fd);
+	if (rc < 0)
+		log_warn("cannot send to the master: %s", strerror(-rc));
+	return rc;
 }
 
 void worker_session_ended(struct server *srv, uint64_t id)
@@ -111,6 +122,20 @@ static void on_channel(evutil_socket_t fd, short what, void *arg)
 			session_new(&w->srv, cfd, m.id);
 			cfd = -1;
 			break;
+		case IPC_PASV_PORT: {
+			struct session *s = session_find(&w->srv, m.id);
+			if (s != NULL)
+				data_passive_answer(s, &m);
+			break;
+		}
+		case IPC_DATA_CONN: {
+			struct session *s = cfd >= 0 ? session_find(&w->srv, m.id) : NULL;
+			if (s != NULL) {
+				data_passive_connected(s, &m, cfd);
+				cfd = -1;
+			}
+			break;
+		}
 		case IPC_DRAIN:
 			w->srv.draining = true;
 			maybe_exit(&w->srv);

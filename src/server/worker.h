@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 struct server;
+struct ipc_msg;
 
 /* The descriptors a worker inherits from the master (-1 where not used). */
 struct worker_fds {
@@ -24,6 +25,8 @@ struct worker_fds {
  */
 int worker_main(const struct worker_fds *fds, int index);
 
+/* Send a message to the master (fd attached if >= 0).  Returns 0 or -errno, logged. */
+int worker_send(struct server *srv, const struct ipc_msg *m, int fd);
 /* A session ended: tell the master, and exit the loop if draining and idle. */
 void worker_session_ended(struct server *srv, uint64_t id);
 

@@ -147,6 +147,7 @@ class Control:
     def __init__(self, host, port, source=None, timeout=TIMEOUT, greet=True):
         self.host = host
         self.port = port
+        self.source = source      # data connections come from the same address, as a client's do
         self.timeout = timeout
         self.sock = track(socket.create_connection((host, port), timeout, source_address=source))
         self.sock.settimeout(timeout)
@@ -261,6 +262,8 @@ class Control:
 
     def data_channel(self, mode, source=None):
         """Issue PASV/EPSV/PORT/EPRT; return a DataChannel ready for one transfer command."""
+        if source is None and self.source is not None:
+            source = (self.source[0], 0)
         if mode == "PASV":
             host, port = self.pasv()
             return DataChannel(connected=track(socket.create_connection((host, port), self.timeout,
