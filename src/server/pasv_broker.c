@@ -27,6 +27,7 @@
 /* A listener nobody waits on stays this long, for the next PASV to reuse. */
 #define LINGER_SECONDS 10
 #define BACKLOG 64
+#define REFUSED_LOGS 10
 
 struct pasv_listener;
 
@@ -59,6 +60,8 @@ struct pasv_broker {
 	TAILQ_HEAD(, pasv_listener) order;
 	LIST_HEAD(, pasv_listener) ports[PORT_BUCKETS];
 	LIST_HEAD(, pasv_wait) sessions[WAIT_BUCKETS];
+	time_t refused_second;  /* refusals are logged at most REFUSED_LOGS a second */
+	unsigned refused_logged, refused_quiet;
 };
 
 static void listener_free(struct pasv_listener *l)
@@ -103,6 +106,28 @@ static struct pasv_wait *wait_of_peer(struct pasv_listener *l, const struct sock
 	return NULL;
 }
 
+/* A flood of strangers must not flood the log: a few lines a second, then a count. */
+static void log_refused(struct pasv_broker *b, const struct sockaddr_storage *from, uint16_t port)
+{
+	time_t now = time(NULL);
+	if (now != b->refused_second) {
+		if (b->refused_quiet > 0)
+			log_warn("refused %u more data connections to passive ports without logging "
+				 "each", b->refused_quiet);
+		b->refused_second = now;
+		b->refused_logged = b->refused_quiet = 0;
+	}
+	if (b->refused_logged >= REFUSED_LOGS) {
+		b->refused_quiet++;
+		return;
+	}
+	b->refused_logged++;
+	char who[64];
+	hostport_ntop(from, who, sizeof(who));
+	log_warn("refused data connection from %s to passive port %u: no session from that "
+		 "address is waiting on it", who, port);
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	struct pasv_listener *l = arg;
@@ -120,10 +145,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		struct pasv_wait *w = wait_of_peer(l, &from);
 		if (w == NULL) {
 			/* Nobody from there waits here: a hijack attempt, or a client too late. */
-			char who[64];
-			hostport_ntop(&from, who, sizeof(who));
-			log_warn("refused data connection from %s to passive port %u: no session "
-				 "from that address is waiting on it", who, l->port);
+			log_refused(b, &from, l->port);
 			close(fd);
 			continue;
 		}

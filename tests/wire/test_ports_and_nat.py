@@ -193,3 +193,24 @@ def test_active_connections_come_from_active_ports(start_ferryd):
             dc.close()
             assert c.reply().code == 226, c.transcript()
     assert seen and all(lo <= p <= hi for p in seen), seen
+
+
+def test_a_flood_of_strangers_does_not_flood_the_log(one_port):
+    srv = one_port
+    import time
+    with control_from(srv, "127.0.0.1") as c:
+        c.pasv()
+
+        def strangers(n):
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", srv.pasv_port), 5,
+                                             source_address=("127.0.0.4", 0))
+                recv_all(s)
+                s.close()
+        strangers(40)
+        time.sleep(1.1)
+        strangers(1)                          # a new second: the count of the quiet ones
+        assert c.retr("f.bin", "PASV") == (srv.root / "f.bin").read_bytes()
+    lines = srv.log.count("refused data connection from 127.0.0.4")
+    assert 1 <= lines <= 21, srv.log
+    assert "more data connections to passive ports without logging each" in srv.log
