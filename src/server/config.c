@@ -422,6 +422,8 @@ void config_print_help(FILE *out)
 	fprintf(out,
 		"usage: ferryd [--config FILE] [--check-config] [--OPTION VALUE ...]\n"
 		"       ferryd passwd FILE NAME [--home DIR] [--permissions LIST]\n"
+		"       ferryd firewall [--format nft|iptables|ip6tables|text] [--stateful]\n"
+		"                       [--only active|passive] [--config FILE] [--OPTION VALUE ...]\n"
 		"\n"
 		"Every configuration file key is also a long option, '_' becoming '-'.\n"
 		"\n"
@@ -444,7 +446,10 @@ void config_print_help(FILE *out)
 	}
 }
 
-int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FILE *err)
+static int finish(struct config *cfg, bool serving, FILE *err);
+
+static int load(struct config *cfg, int argc, char **argv, bool serving, bool *check_only,
+		FILE *err)
 {
 	set_defaults(cfg);
 	*check_only = false;
@@ -522,10 +527,26 @@ int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FIL
 			return -1;
 		}
 	}
-	return config_finish(cfg, err);
+	return finish(cfg, serving, err);
+}
+
+int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FILE *err)
+{
+	return load(cfg, argc, argv, true, check_only, err);
+}
+
+int config_load_unserved(struct config *cfg, int argc, char **argv, FILE *err)
+{
+	bool check_only;
+	return load(cfg, argc, argv, false, &check_only, err);
 }
 
 int config_finish(struct config *cfg, FILE *err)
+{
+	return finish(cfg, true, err);
+}
+
+static int finish(struct config *cfg, bool serving, FILE *err)
 {
 	if (cfg->n_listen == 0) {
 		const char *port = geteuid() == 0 ? "21" : "2121";
@@ -541,7 +562,7 @@ int config_finish(struct config *cfg, FILE *err)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
 	}
-	if (cfg->root[0] == '\0' && cfg->users_file[0] == '\0') {
+	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0') {
 		fprintf(err, "nothing to serve: set root (anonymous) or users_file\n");
 		return -1;
 	}

@@ -84,6 +84,13 @@ struct config {
  */
 int config_load(struct config *cfg, int argc, char **argv, bool *check_only, FILE *err);
 
+/*
+ * As config_load, for tools that read the configuration but serve nothing (ferryd
+ * firewall): root and users_file may both be unset.  --check-config is accepted and
+ * ignored; --help and --version print and return 1 as for config_load.
+ */
+int config_load_unserved(struct config *cfg, int argc, char **argv, FILE *err);
+
 /* Print the option table as --help text. */
 void config_print_help(FILE *out);
 

@@ -1,17 +1,25 @@
 /*
- * main.c: ferryd's entry point: the passwd tool, the worker entry (internal), or the
- * master after the configuration has been loaded and validated.
+ * main.c: ferryd's entry point: the passwd and firewall tools, the worker entry
+ * (internal), or the master after the configuration has been loaded and validated.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/num.h"
+#include "server/checks.h"
 #include "server/config.h"
+#include "server/firewall.h"
 #include "server/master.h"
 #include "server/passwd.h"
 #include "server/users.h"
 #include "server/worker.h"
+
+/* --check-config prints what the start-up checks find; the exit status stays 0. */
+static void print_check(void *ctx, enum check_level level, const char *msg)
+{
+	fprintf(ctx, "%s: %s\n", level == CHECK_WARNING ? "warning" : "note", msg);
+}
 
 static int parse_fd(const char *s)
 {
@@ -25,6 +33,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "firewall") == 0)
+		return firewall_main(argc, argv);
 	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD */
 	if (argc == 8 && strcmp(argv[1], "--worker") == 0) {
 		struct worker_fds fds = {
@@ -59,6 +69,7 @@ int main(int argc, char **argv)
 		users_free(u);
 	}
 	if (check_only) {
+		checks_run(cfg, print_check, stderr);
 		printf("configuration OK\n");
 		free(cfg);
 		return 0;
