@@ -28,6 +28,7 @@
 #include <event2/listener.h>
 
 #include "common/hostport.h"
+#include "server/checks.h"
 #include "server/ipc.h"
 #include "server/log.h"
 #include "server/pasv_broker.h"
@@ -564,6 +565,14 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+static void log_check(void *ctx, enum check_level level, const char *msg)
+{
+	if (level == CHECK_WARNING)
+		log_warn("%s", msg);
+	else
+		log_info("%s", msg);
+}
+
 /* ---- signals ---- */
 
 static void begin_stop(struct master *m)
@@ -713,6 +722,8 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->port20_ctl = -1;
 	log_set_role("master");
 	signal(SIGPIPE, SIG_IGN);
+	/* Before the privilege drop: the checks judge the privileges ferryd started with. */
+	checks_run(cfg, log_check, NULL);
 
 	for (unsigned i = 0; i < cfg->n_listen; i++) {
 		char who[64];
