@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite: unit and wire tests on a normal build and on an ASan+UBSan build,
-# then each fuzz target for a bounded time.  Exits non-zero on the first failing stage.
+# the network-namespace tests on the normal build (root only; skipped otherwise), then each
+# fuzz target for a bounded time.  Exits non-zero on the first failing stage.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -23,6 +24,13 @@ meson test -C "$BUILD" --print-errorlogs
 
 stage "wire tests ($BUILD)"
 FERRYD="$PWD/$BUILD/src/server/ferryd" $PYTEST -q tests/wire
+
+stage "network-namespace tests ($BUILD)"
+if [ "$(id -u)" -eq 0 ]; then
+	FERRYD="$PWD/$BUILD/src/server/ferryd" $PYTEST -q tests/netns
+else
+	echo "skipped: the network-namespace tests need root"
+fi
 
 stage "build with AddressSanitizer and UndefinedBehaviorSanitizer ($BUILD_SAN)"
 [ -f "$BUILD_SAN/build.ninja" ] || meson setup "$BUILD_SAN" -Db_sanitize=address,undefined \
