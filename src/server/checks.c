@@ -174,13 +174,13 @@ static void check_pasv_range(const struct config *cfg, check_report_fn *report, 
 		report_msg(report, ctx, CHECK_WARNING,
 			   "pasv_ports %u-%u has %u port%s, fewer than max_sessions_per_ip (%u): "
 			   "ferryd shares passive ports between client addresses, but never "
-			   "between two sessions of one address, so at most %u sessions of one "
+			   "between two sessions of one address, so at most %u session%s of one "
 			   "address (all clients behind one NAT gateway count as one) can wait for "
 			   "a passive data connection at once, and the next PASV or EPSV gets 425. "
 			   "Widen pasv_ports to at least %u ports, or lower max_sessions_per_ip "
 			   "to %u.",
 			   cfg->pasv_ports.min, cfg->pasv_ports.max, n, n == 1 ? "" : "s",
-			   cfg->max_sessions_per_ip, n, cfg->max_sessions_per_ip, n);
+			   cfg->max_sessions_per_ip, n, n == 1 ? "" : "s", cfg->max_sessions_per_ip, n);
 	} else if (n < cfg->max_sessions) {
 		report_msg(report, ctx, CHECK_NOTE,
 			   "pasv_ports %u-%u has %u port%s, fewer than max_sessions (%u). That is "

@@ -90,10 +90,30 @@ bool data_waiting_for_master(const struct session *s)
 	return s->data != NULL && s->data->asking;
 }
 
+/*
+ * A data connection that cannot be made is what firewalls cause: log which one, so the
+ * administrator sees the channel that is missing.
+ */
+static void log_failure(const struct data_chan *d, const char *why)
+{
+	const struct session *s = d->s;
+	if (d->mode == DATA_PASSIVE) {
+		log_warn("session %llu: no data connection from %s to passive port %u: %s",
+			 (unsigned long long)s->id, s->peer_str, d->port, why);
+		return;
+	}
+	char who[64];
+	hostport_ntop(&d->target, who, sizeof(who));
+	log_warn("session %llu: active data connection to %s port %u failed: %s",
+		 (unsigned long long)s->id, who, hostport_get_port(&d->target), why);
+}
+
 /* Hand the connection (or the failure) to the waiting transfer; the channel is spent. */
 static void deliver(struct data_chan *d, const char *why)
 {
 	struct session *s = d->s;
+	if (why != NULL)
+		log_failure(d, why);
 	data_ready_fn *ready = d->ready;
 	int fd = d->conn_fd;
 	d->conn_fd = -1;
@@ -119,6 +139,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* Nobody waits: stop waiting too.  A later transfer will ask for PASV again. */
+	if (d->waiting)
+		log_info("session %llu: no transfer command and no connection from %s to passive "
+			 "port %u within %u s; no longer waiting", (unsigned long long)s->id,
+			 s->peer_str, d->port, s->srv->cfg->data_timeout);
 	stop_waiting(d);
 }
 

@@ -132,3 +132,5 @@ def test_client_firewall_blocks_active_only(lan):
             assert_active_blocked(st, res, srv)
             # Dropped, not refused: the server gave up after its data_timeout.
             assert st["prelim_seconds"] >= 2.5, explain(res, srv)
+    # The administrator sees which channel failed.
+    assert f"active data connection to {LAN.CLIENT}" in srv.log, srv.log
