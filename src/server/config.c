@@ -30,6 +30,8 @@ enum config_type {
 	CT_UINT,    /* decimal, within [min, max] */
 	CT_OCTAL,   /* octal (umask) */
 	CT_LISTEN,  /* ADDRESS:PORT, repeatable */
+	CT_LISTEN_TLS, /* the same, for implicit TLS listeners */
+	CT_CHOICE,  /* one of the words of arg ("off|optional|required"), stored as its index */
 	CT_RANGE,   /* MIN-MAX port range (struct port_range) */
 	CT_PERMS,   /* comma list of permissions */
 	CT_HOST,    /* numeric IPv4 address or a host name */
@@ -102,6 +104,38 @@ static const struct config_key config_table[] = {
 	  "on SIGTERM, how long running transfers may go on" },
 	{ "umask", CT_OCTAL, NUM(umask), 0, 0777, "022", "OCTAL",
 	  "umask for uploaded files and created directories" },
+	{ "listen_implicit_tls", CT_LISTEN_TLS, NUM(listen_tls), 0, 0, NULL, "ADDRESS:PORT",
+	  "listener for implicit FTPS (TLS from the first byte, port 990 by convention), "
+	  "repeatable" },
+	{ "tls_cert", CT_STRING, STR(tls_cert), 0, 0, "", "FILE",
+	  "TLS certificate (PEM, may hold the intermediate chain after it); enables FTPS" },
+	{ "tls_key", CT_STRING, STR(tls_key), 0, 0, "", "FILE",
+	  "private key of tls_cert (PEM; default: in the tls_cert file)" },
+	{ "tls_chain", CT_STRING, STR(tls_chain), 0, 0, "", "FILE",
+	  "intermediate certificates (PEM), if not in the tls_cert file" },
+	{ "tls", CT_CHOICE, NUM(tls), 0, 0, "optional", "off|optional|required",
+	  "TLS on the control connection for users of the users file (AUTH TLS or implicit)" },
+	{ "anon_tls", CT_CHOICE, NUM(anon_tls), 0, 0, "optional", "off|optional|required",
+	  "TLS on the control connection for anonymous users" },
+	{ "tls_data", CT_CHOICE, NUM(tls_data), 0, 0, "optional", "optional|required",
+	  "whether a session with TLS must protect its data connections too (PROT P)" },
+	{ "tls_require_reuse", CT_BOOL, NUM(tls_require_reuse), 0, 0, "yes", "yes|no",
+	  "a protected data connection must resume the control connection's TLS session" },
+	{ "tls_ccc", CT_BOOL, NUM(tls_ccc), 0, 0, "no", "yes|no",
+	  "allow CCC, which returns the control connection to the clear after login" },
+	{ "tls_client_ca", CT_STRING, STR(tls_client_ca), 0, 0, "", "FILE",
+	  "ask clients for a certificate and verify it with these CA certificates (PEM)" },
+	{ "tls_cert_login", CT_BOOL, NUM(tls_cert_login), 0, 0, "no", "yes|no",
+	  "a verified client certificate whose CN names a user logs that user in without a "
+	  "password" },
+	{ "ban_after", CT_UINT, NUM(ban_after), 0, 1000000, "10", "N",
+	  "failed logins from one client address, over all its sessions, before it is banned "
+	  "(0: never)" },
+	{ "ban_time", CT_UINT, NUM(ban_time), 1, 604800, "900", "SECONDS",
+	  "how long a banned address is refused" },
+	{ "max_unauthenticated", CT_UINT, NUM(max_unauthenticated), 1, 1000000, "256", "N",
+	  "sessions not yet logged in, in all; beyond it the one that has waited longest is "
+	  "closed" },
 	{ "banner", CT_STRING, STR(banner), 0, 0, "ferry FTP server ready.", "TEXT",
 	  "text of the 220 greeting" },
 	{ "xferlog", CT_STRING, STR(xferlog), 0, 0, "", "FILE",
@@ -230,6 +264,25 @@ static int set_pasv_map(struct config *cfg, const char *v, char *why, size_t why
 	return 0;
 }
 
+/* One of the '|'-separated words of k->arg; stored as its position. */
+static int set_choice(const struct config_key *k, const char *v, unsigned *out, char *why,
+		      size_t whysz)
+{
+	const char *w = k->arg;
+	for (unsigned i = 0;; i++) {
+		size_t n = strcspn(w, "|");
+		if (strlen(v) == n && strncmp(v, w, n) == 0) {
+			*out = i;
+			return 0;
+		}
+		if (w[n] == '\0')
+			break;
+		w += n + 1;
+	}
+	snprintf(why, whysz, "'%s' is not one of %s", v, k->arg);
+	return -1;
+}
+
 /* Set one key from its textual value.  On error, writes a message into why. */
 static int set_key(struct config *cfg, const struct config_key *k, const char *v, char *why,
 		   size_t whysz)
@@ -291,6 +344,24 @@ static int set_key(struct config *cfg, const struct config_key *k, const char *v
 		}
 		cfg->n_listen++;
 		return 0;
+	case CT_LISTEN_TLS:
+		if (*v == '\0') {
+			cfg->n_listen_tls = 0; /* "listen_implicit_tls =": none */
+			return 0;
+		}
+		if (cfg->n_listen_tls >= CONFIG_MAX_LISTEN) {
+			snprintf(why, whysz, "at most %d listeners", CONFIG_MAX_LISTEN);
+			return -1;
+		}
+		if (hostport_parse_listen(v, &cfg->listen_tls[cfg->n_listen_tls]) < 0) {
+			snprintf(why, whysz,
+				 "'%s' is not ADDRESS:PORT ([IPV6]:PORT for IPv6, numeric)", v);
+			return -1;
+		}
+		cfg->n_listen_tls++;
+		return 0;
+	case CT_CHOICE:
+		return set_choice(k, v, (unsigned *)field, why, whysz);
 	case CT_RANGE: {
 		struct port_range *r = (struct port_range *)field;
 		if (*v == '\0') {
@@ -352,14 +423,17 @@ static char *trim(char *s)
  */
 static void reset_repeatable(struct config *cfg, const struct config_key *k, unsigned *seen)
 {
-	unsigned bit = k->type == CT_LISTEN ? 1u : k->type == CT_PASV_MAP ? 2u : 0u;
+	unsigned bit = k->type == CT_LISTEN ? 1u : k->type == CT_PASV_MAP ? 2u :
+		       k->type == CT_LISTEN_TLS ? 4u : 0u;
 	if (bit == 0 || (*seen & bit))
 		return;
 	*seen |= bit;
 	if (bit == 1)
 		cfg->n_listen = 0;
-	else
+	else if (bit == 2)
 		cfg->n_pasv_map = 0;
+	else
+		cfg->n_listen_tls = 0;
 }
 
 static int load_file(struct config *cfg, const char *path, FILE *err)
@@ -562,6 +636,17 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);
 	}
+	if (cfg->tls_cert[0] == '\0' &&
+	    (cfg->n_listen_tls > 0 || cfg->tls == TLS_REQUIRED || cfg->anon_tls == TLS_REQUIRED ||
+	     cfg->tls_client_ca[0] != '\0')) {
+		fprintf(err, "TLS is asked for (listen_implicit_tls, tls or anon_tls = required, "
+			     "or tls_client_ca) but tls_cert is not set\n");
+		return -1;
+	}
+	if (cfg->tls_cert_login && cfg->tls_client_ca[0] == '\0') {
+		fprintf(err, "tls_cert_login needs tls_client_ca to verify client certificates\n");
+		return -1;
+	}
 	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0') {
 		fprintf(err, "nothing to serve: set root (anonymous) or users_file\n");
 		return -1;
@@ -595,9 +680,18 @@ int config_check_access(const struct config *cfg, FILE *err)
 			return -1;
 		}
 	}
-	if (cfg->users_file[0] != '\0' && access(cfg->users_file, R_OK) != 0) {
-		fprintf(err, "users_file: %s: %s\n", cfg->users_file, strerror(errno));
-		return -1;
+	const struct {
+		const char *key, *path;
+	} files[] = {
+		{ "users_file", cfg->users_file }, { "tls_cert", cfg->tls_cert },
+		{ "tls_key", cfg->tls_key },       { "tls_chain", cfg->tls_chain },
+		{ "tls_client_ca", cfg->tls_client_ca },
+	};
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i].path[0] != '\0' && access(files[i].path, R_OK) != 0) {
+			fprintf(err, "%s: %s: %s\n", files[i].key, files[i].path, strerror(errno));
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -44,6 +44,11 @@ struct pasv_map {
 	struct in_addr announce;
 };
 
+/* tls, anon_tls: whether a session may, or must, protect its control connection. */
+enum tls_mode { TLS_OFF, TLS_OPTIONAL, TLS_REQUIRED };
+/* tls_data: whether data connections must be protected (PROT P). */
+enum tls_data_mode { TLS_DATA_OPTIONAL, TLS_DATA_REQUIRED };
+
 struct config {
 	struct sockaddr_storage listen[CONFIG_MAX_LISTEN];
 	unsigned n_listen;
@@ -71,6 +76,23 @@ struct config {
 	unsigned max_bad_commands;
 	unsigned shutdown_timeout;       /* seconds */
 	unsigned umask;
+	/* FTPS (RFC 4217) */
+	struct sockaddr_storage listen_tls[CONFIG_MAX_LISTEN]; /* implicit TLS listeners */
+	unsigned n_listen_tls;
+	char tls_cert[CONFIG_STR_MAX];   /* certificate (PEM; may hold the chain too) */
+	char tls_key[CONFIG_STR_MAX];    /* its private key (PEM) */
+	char tls_chain[CONFIG_STR_MAX];  /* intermediate certificates (PEM), optional */
+	unsigned tls;                    /* enum tls_mode, for users of the users file */
+	unsigned anon_tls;               /* enum tls_mode, for anonymous users */
+	unsigned tls_data;               /* enum tls_data_mode */
+	bool tls_require_reuse;          /* data connections must resume the control session */
+	bool tls_ccc;                    /* allow CCC (clear the control connection) */
+	char tls_client_ca[CONFIG_STR_MAX]; /* ask for client certificates, verified with this CA */
+	bool tls_cert_login;             /* a verified client certificate's CN logs in as that user */
+	/* abuse resistance */
+	unsigned ban_after;              /* failed logins from one address before a ban; 0: never */
+	unsigned ban_time;               /* seconds a banned address is refused */
+	unsigned max_unauthenticated;    /* sessions not logged in, in all, before the oldest goes */
 	char banner[256];
 	char xferlog[CONFIG_STR_MAX];
 	char config_file[CONFIG_STR_MAX]; /* where the configuration came from, if anywhere */

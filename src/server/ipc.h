@@ -33,11 +33,15 @@ enum ipc_type {
  * IPC_DATA_CONN: id, seq, the connection attached.  seq tells a stale answer (for a PASV
  * the session has since replaced) from the current one.
  */
+/* IPC_NEW_SESSION flags */
+#define IPC_F_IMPLICIT_TLS 1u /* from a listen_implicit_tls listener: TLS before the greeting */
+
 struct ipc_msg {
 	uint32_t type;
 	int32_t err;          /* errno for replies, 0 on success */
 	uint64_t id;          /* session id */
 	uint32_t seq;         /* passive requests: the session's request number */
+	uint32_t flags;       /* IPC_NEW_SESSION: IPC_F_* */
 	uint16_t port;        /* IPC_PASV_PORT: the port */
 	uint16_t port_min, port_max; /* IPC_PASV_OPEN: the range, 0-0 for any */
 	unsigned char addr[128];  /* a struct sockaddr_storage: port-20 and passive requests */
