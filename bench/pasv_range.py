@@ -19,9 +19,21 @@ range (a server that falls back to any port works on loopback but not behind a f
 that only opens the range).  Plus wall time from the moment all sessions are logged in
 and data connections per second.
 
+With --sources N, session i connects (control and data) from 127.0.0.(1 + i % N): Linux
+routes all of 127.0.0.0/8 to loopback.  ferryd shares a passive port between sessions of
+different client addresses, so --sources 50 --range 1 serves 50 sessions through one
+port; the other servers need a port per waiting session.  The default, 1, leaves the
+sockets unbound (all from 127.0.0.1), as before the option existed.
+
 Python 3 standard library only; run as root for the reference servers:
     /usr/bin/python3 bench/pasv_range.py [--install] [--sessions 50] [--transfers 100]
-        [--range 200] [--servers ferryd,vsftpd,proftpd,pure-ftpd] [--modes pasv,epsv]
+        [--range 200] [--sources 1] [--servers ferryd,vsftpd,proftpd,pure-ftpd]
+        [--modes pasv,epsv]
+
+Every wait is bounded: each socket has --timeout, no login is attempted after 6 time-outs,
+no data connection is started after --deadline, and one already going gets at most 6
+time-outs more; a run ends within --deadline + 17 x --timeout + 6 s whatever the server
+does (or does not) answer.
 
 Reference servers missing from the machine are skipped with a note, or installed from
 Debian with --install.  Debian's vsftpd, proftpd-core and pure-ftpd conflict with one
@@ -52,14 +64,50 @@ HOST = "127.0.0.1"
 CONTROL_PORTS = {"ferryd": 38021, "vsftpd": 38022, "proftpd": 38023, "pure-ftpd": 38024}
 SERVER_ORDER = ["ferryd", "vsftpd", "proftpd", "pure-ftpd"]
 PASV_BASE, PASV_TOP = 38100, 38999
+BLOCK = 200   # ports between the starts of two servers' ranges (--range, if larger)
 PACKAGES = {"vsftpd": ["vsftpd"], "proftpd": ["proftpd-core", "proftpd-basic"], "pure-ftpd": ["pure-ftpd"]}
 BINARIES = {"vsftpd": "vsftpd", "proftpd": "proftpd", "pure-ftpd": "pure-ftpd"}
 FILE_NAME = "small.bin"
 READY_DEADLINE = 15.0
+# A data connection started just before the deadline can still take a socket time-out for each
+# of: the PASV/EPSV reply, the connect, the RETR reply, the data, the final reply; plus one.
+FINISH_TIMEOUTS = 6
 
 
 def log(msg):
     print(msg, flush=True)
+
+
+def source_of(idx, args):
+    """Source address of session idx: 127.0.0.(1 + idx % --sources), or None (the socket is not
+    bound, the kernel picks 127.0.0.1 as before) with the default --sources 1."""
+    return None if args.sources == 1 else f"127.0.0.{1 + idx % args.sources}"
+
+
+# Linux: bind() takes the address now and leaves the port to connect(), which picks it knowing
+# the destination, as for an unbound socket (a plain bind to port 0 would hold a port per socket
+# whatever the destination).  24 where the socket module lacks the name.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def connect(host, port, timeout, source=None):
+    """A TCP connection to host:port with the socket timeout set before connect(); bound to
+    (source, 0) first when source is given (Linux routes all of 127.0.0.0/8 to loopback)."""
+    if source is None:
+        return socket.create_connection((host, port), timeout=timeout)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        try:
+            s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        except OSError:
+            pass
+        s.settimeout(timeout)
+        s.bind((source, 0))
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
 
 
 # --------------------------------------------------------------------------- client
@@ -67,8 +115,8 @@ def log(msg):
 class Control:
     """One FTP control connection: commands out, (code, text) replies in."""
 
-    def __init__(self, host, port, timeout):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout, source=None):
+        self.sock = connect(host, port, timeout, source)
         self.rfile = self.sock.makefile("rb")
 
     def reply(self):
@@ -92,6 +140,20 @@ class Control:
         self.sock.sendall(text.encode("latin-1") + b"\r\n")
         return self.reply()
 
+    def drain(self, timeout=2.0, most=4):
+        """The lines the server still sends before it closes (up to most, within timeout)."""
+        lines = []
+        try:
+            self.sock.settimeout(timeout)
+            while len(lines) < most:
+                line = self.rfile.readline(8192)
+                if not line:
+                    break
+                lines.append(line.decode("latin-1").rstrip())
+        except (OSError, ValueError):
+            pass
+        return lines
+
     def close(self):
         try:
             self.rfile.close()
@@ -100,8 +162,33 @@ class Control:
             pass
 
 
+class SessionEnded(Exception):
+    """The server ended the session: a 421, or vsftpd's "500 OOPS" (its fatal errors end the
+    session)."""
+
+    def __init__(self, kind, text):
+        super().__init__(text)
+        self.kind = kind
+
+
+def check_ended(ctrl, code, text, where):
+    if code == 421 or text.startswith("500 OOPS"):
+        more = ctrl.drain()   # vsftpd's privileged process adds its own "500 OOPS" line
+        raise SessionEnded(f"{where} reply {code}", " / ".join([f"{where} -> {text}"] + more))
+
+
 PASV_RE = re.compile(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)")
 EPSV_RE = re.compile(r"\((.)\1\1(\d+)\1\)")
+
+
+def failure_text(text):
+    """A failure's text without what varies from one to the next (session, address, port), so
+    that identical answers count together."""
+    text = re.sub(r"^session \d+: ", "", text)
+    text = re.sub(r"\(\d+,\d+,\d+,\d+,\d+,\d+\)", "(h1,h2,h3,h4,p1,p2)", text)
+    text = re.sub(r"\((.)\1\1\d+\1\)", r"(\1\1\1PORT\1)", text)
+    text = re.sub(r"\b127\.\d+\.\d+\.\d+(:\d+)?", lambda m: "127.x" + (":PORT" if m.group(1) else ""), text)
+    return text
 
 
 class SessionResult:
@@ -111,6 +198,7 @@ class SessionResult:
         self.off_range = 0
         self.errors = Counter()      # kind -> count
         self.samples = []            # a few full reply lines, for the report
+        self.texts = Counter()       # every failure, by failure_text(): what exactly went wrong
         self.ports = Counter()
         self.where425 = Counter()    # at PASV/EPSV, at RETR, or at the end of the transfer
         self.login_retries = 0
@@ -121,54 +209,83 @@ class SessionResult:
 
     def error(self, kind, n=1, sample=None):
         self.errors[kind] += n
+        self.texts[failure_text(sample) if sample else kind] += n
         if sample:
             self.sample(sample)
 
     def got425(self, where, sample):
         self.r425 += 1
         self.where425[where] += 1
+        self.texts[failure_text(sample)] += 1
         self.sample(sample)
 
 
-def login(ctrl_port, timeout):
-    ctrl = Control(HOST, ctrl_port, timeout)
+def login(ctrl_port, timeout, source=None):
+    stage = "connect"
+    ctrl = None
     try:
+        ctrl = Control(HOST, ctrl_port, timeout, source)
+        stage = "greeting"
         code, text = ctrl.reply()
         if code != 220:
             raise RuntimeError(f"greeting: {text}")
+        stage = "USER"
         code, text = ctrl.cmd("USER anonymous")
         if code == 331:
+            stage = "PASS"
             code, text = ctrl.cmd("PASS bench@example.org")
         if code != 230:
             raise RuntimeError(f"login: {text}")
+        stage = "TYPE I"
         code, text = ctrl.cmd("TYPE I")
         if code != 200:
             raise RuntimeError(f"TYPE I: {text}")
+    except (OSError, EOFError, ValueError) as e:
+        if ctrl is not None:
+            ctrl.close()
+        raise RuntimeError(f"{stage}: {type(e).__name__}: {e}") from e
     except BaseException:
-        ctrl.close()
+        if ctrl is not None:
+            ctrl.close()
         raise
     return ctrl
 
 
-def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadline_box, out):
+def start_wait(login_end, args):
+    """How long, from now, to wait at the start barrier for the other sessions: a login attempt
+    may start just before login_end, and its connect and its four replies may each take a socket
+    time-out."""
+    return max(0.1, login_end + args.timeout * 5 + 5 - time.monotonic())
+
+
+def run_session(idx, ctrl_port, prange, args, mode, login_gate, login_end, barriers, deadline_box, out):
     res = SessionResult()
     out[idx] = res
     lo, hi = prange
+    source = source_of(idx, args)
     ctrl = None
     done = 0
     try:
         try:
             # Logins are not timed: a few at a time (pure-ftpd listens with a backlog of 15, and
             # a burst of 50 SYNs leaves some waiting 15 s for a retransmission), and retried.
+            # No attempt starts after login_end (--timeout x 6 after the run began), so a server
+            # that refuses or stalls logins holds the run up at most one attempt's socket
+            # time-outs beyond that.
             for attempt in range(3):
                 try:
-                    with login_gate:
-                        ctrl = login(ctrl_port, args.timeout)
+                    left = login_end - time.monotonic()
+                    if left <= 0 or not login_gate.acquire(timeout=left):
+                        raise TimeoutError(f"no login within {args.timeout * 6:g} s")
+                    try:
+                        ctrl = login(ctrl_port, args.timeout, source)
+                    finally:
+                        login_gate.release()
                     break
                 except Exception as e:  # noqa: BLE001
                     res.login_retries += 1
                     last = e
-                    if attempt == 2:
+                    if attempt == 2 or time.monotonic() >= login_end:
                         raise last
                     time.sleep(0.5)
         except Exception as e:  # noqa: BLE001 - any failure to log in is reported, not raised
@@ -177,7 +294,7 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
             return
         finally:
             try:
-                barriers[0].wait(timeout=args.timeout * 6)
+                barriers[0].wait(timeout=start_wait(login_end, args))
             except threading.BrokenBarrierError:
                 pass
 
@@ -188,6 +305,7 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
                 break
             done += 1
             code, text = ctrl.cmd(mode.upper())
+            check_ended(ctrl, code, text, mode.upper())
             if code == 425:
                 res.got425(mode.upper(), f"session {idx}: {mode.upper()} -> {text}")
                 continue
@@ -210,7 +328,7 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
             if not lo <= port <= hi:
                 res.off_range += 1
             try:
-                data = socket.create_connection((dhost, port), timeout=args.timeout)
+                data = connect(dhost, port, args.timeout, source)
             except OSError as e:
                 res.error(f"data connect: {type(e).__name__}", 1,
                           f"session {idx}: connect {dhost}:{port} after '{text}': {e}")
@@ -218,6 +336,7 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
             try:
                 code, text = ctrl.cmd(f"{args.command} {FILE_NAME}" if args.command == "RETR"
                                       else args.command)
+                check_ended(ctrl, code, text, args.command)
                 if code == 425:
                     res.got425(args.command, f"session {idx}: {args.command} -> {text}")
                     continue
@@ -226,6 +345,8 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
                     continue
                 nbytes = 0
                 while True:
+                    if time.monotonic() > deadline_box[0] + args.timeout:
+                        raise TimeoutError("data still coming a time-out after the run deadline")
                     chunk = data.recv(65536)
                     if not chunk:
                         break
@@ -233,6 +354,7 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
             finally:
                 data.close()
             code, text = ctrl.reply()
+            check_ended(ctrl, code, text, "end of " + args.command)
             if code == 425:
                 res.got425("end of " + args.command, f"session {idx}: end of {args.command} -> {text}")
             elif code not in (226, 250):
@@ -241,13 +363,20 @@ def run_session(idx, ctrl_port, prange, args, mode, login_gate, barriers, deadli
                 res.error("short transfer", 1, f"session {idx}: got {nbytes} of {args.file_size} bytes")
             else:
                 res.ok += 1
+    except SessionEnded as e:
+        left = args.transfers - done
+        res.error(e.kind, 1, f"session {idx}: {e}")
+        if left:
+            res.error("not attempted: session ended by the server", left)
+        ctrl.close()
+        ctrl = None
     except Exception as e:  # noqa: BLE001 - a lost session is counted, the run goes on
         left = args.transfers - done
         kind = f"session lost: {type(e).__name__}"
         res.error(kind, 1 + left, f"session {idx}: {type(e).__name__}: {e}")
     finally:
         try:
-            barriers[1].wait(timeout=args.deadline + args.timeout * 4)
+            barriers[1].wait(timeout=args.deadline + args.timeout * FINISH_TIMEOUTS)
         except threading.BrokenBarrierError:
             pass
         if ctrl is not None:
@@ -279,27 +408,30 @@ def run_load(ctrl_port, prange, args, mode, server_pid):
     barriers = (threading.Barrier(args.sessions + 1, action=start_clock),
                 threading.Barrier(args.sessions + 1, action=stop_clock))
     login_gate = threading.Semaphore(4)
+    login_end = time.monotonic() + args.timeout * 6
     threads = [threading.Thread(target=run_session, daemon=True,
-                                args=(i, ctrl_port, prange, args, mode, login_gate, barriers, deadline_box, out))
+                                args=(i, ctrl_port, prange, args, mode, login_gate, login_end, barriers,
+                                      deadline_box, out))
                for i in range(args.sessions)]
     for t in threads:
         t.start()
     try:
-        barriers[0].wait(timeout=args.timeout * 6 + 5)
+        barriers[0].wait(timeout=start_wait(login_end, args))
     except threading.BrokenBarrierError:
         pass
     if "t0" not in marks:   # some session never reached the start: time from here
         start_clock()
     try:
-        barriers[1].wait(timeout=args.deadline + args.timeout * 4)
+        barriers[1].wait(timeout=args.deadline + args.timeout * FINISH_TIMEOUTS)
     except threading.BrokenBarrierError:
         pass
     if "t1" not in marks:
         stop_clock()
     seconds = marks["t1"] - marks["t0"]
     cpu = marks["cpu1"] - marks["cpu0"]
+    join_end = max(time.monotonic() + 1.0, deadline_box[0] + args.timeout * FINISH_TIMEOUTS)
     for t in threads:
-        t.join(timeout=max(1.0, deadline_box[0] + args.timeout * 4 - time.monotonic()))
+        t.join(timeout=max(0.0, join_end - time.monotonic()))
     hung = sum(1 for t in threads if t.is_alive())
     total = SessionResult()
     for r in out:
@@ -309,6 +441,7 @@ def run_load(ctrl_port, prange, args, mode, server_pid):
         total.r425 += r.r425
         total.off_range += r.off_range
         total.errors.update(r.errors)
+        total.texts.update(r.texts)
         total.ports.update(r.ports)
         total.where425.update(r.where425)
         total.login_retries += r.login_retries
@@ -492,6 +625,32 @@ class Server:
             time.sleep(0.5)
         self.log_file.close()
         return status, tree
+
+    def _log_lines(self):
+        for p in [self.log_path] + self.extra_logs:
+            try:
+                with open(p, "rb") as f:
+                    yield from f.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                continue
+
+    def log_summary(self, most=6):
+        """The server's log lines that are not plain info, counted with their digits folded (times,
+        pids, ports, addresses), the most frequent first: what the server itself said went wrong."""
+        shapes, first = Counter(), {}
+        for ln in self._log_lines():
+            if not ln.strip() or " info:" in ln or "session opened" in ln or "session closed" in ln:
+                continue
+            if re.search(r'\b(CONNECT|OK LOGIN|OK DOWNLOAD):', ln):   # vsftpd's ordinary log lines
+                continue
+            shape = re.sub(r"\d+", "N", ln)
+            shapes[shape] += 1
+            first.setdefault(shape, ln)
+        return [(n, first[shape]) for shape, n in shapes.most_common(most)], len(shapes)
+
+    def last_line(self):
+        lines = [ln for ln in self._log_lines() if ln.strip()]
+        return lines[-1].strip() if lines else ""
 
     def log_tail(self, lines=40):
         """The last lines of the server's logs, after up to 20 lines that are not plain info."""
@@ -792,7 +951,10 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=50, help="concurrent logged-in sessions [50]")
     ap.add_argument("--transfers", type=int, default=100, help="data connections per session [100]")
-    ap.add_argument("--range", type=int, default=200, help="passive range size per server [200]")
+    ap.add_argument("--range", type=int, default=200, help="passive range size per server, 1..225 [200]")
+    ap.add_argument("--sources", type=int, default=1,
+                    help="client addresses: session i connects from 127.0.0.(1 + i %% N), 1..254 [1: "
+                         "sockets not bound, all from 127.0.0.1]")
     ap.add_argument("--servers", default="ferryd,vsftpd,proftpd,pure-ftpd",
                     help="comma-separated: ferryd,vsftpd,proftpd,pure-ftpd")
     ap.add_argument("--rounds", type=int, default=3,
@@ -820,18 +982,27 @@ def main():
     for m in modes:
         if m not in ("pasv", "epsv"):
             ap.error(f"unknown mode {m!r}")
-    if args.range < 2 or PASV_BASE + len(SERVER_ORDER) * args.range - 1 > PASV_TOP:
-        ap.error(f"--range must be 2..{(PASV_TOP - PASV_BASE + 1) // len(SERVER_ORDER)} "
-                 f"(one range per server inside {PASV_BASE}-{PASV_TOP})")
+    max_range = (PASV_TOP - PASV_BASE + 1) // len(SERVER_ORDER)
+    if not 1 <= args.range <= max_range:
+        ap.error(f"--range must be 1..{max_range} (one range per server inside {PASV_BASE}-{PASV_TOP})")
+    if not 1 <= args.sources <= 254:
+        ap.error("--sources must be 1..254 (addresses 127.0.0.1-127.0.0.254)")
     if args.sessions < 1 or args.transfers < 1 or args.rounds < 1:
         ap.error("--sessions, --transfers and --rounds must be positive")
 
-    ranges = {name: (PASV_BASE + i * args.range, PASV_BASE + (i + 1) * args.range - 1)
+    # Every server has its own block of BLOCK ports (more when --range is larger) and its range
+    # at the start of it: 38100-, 38300-, 38500-, 38700-, whatever the size, so that a port
+    # announced next to one server's range is never inside another's.
+    block = max(BLOCK, args.range)
+    ranges = {name: (PASV_BASE + i * block, PASV_BASE + i * block + args.range - 1)
               for i, name in enumerate(SERVER_ORDER)}
 
     log(f"pasv_range: {args.sessions} sessions x {args.transfers} data connections "
         f"({args.command}{' of ' + str(args.file_size) + ' bytes' if args.command == 'RETR' else ''}), "
-        f"{args.range}-port passive range per server, modes {','.join(modes)}, socket timeout {args.timeout:g} s")
+        f"{args.range}-port passive range per server, "
+        + (f"sessions from {args.sources} addresses 127.0.0.1-127.0.0.{args.sources}, "
+           if args.sources > 1 else "all sessions from 127.0.0.1, ")
+        + f"modes {','.join(modes)}, socket timeout {args.timeout:g} s, deadline {args.deadline:g} s")
     log(f"machine: {platform.node()}, {os.cpu_count()} cores, Linux {platform.release()}, "
         f"Python {platform.python_version()}, euid {os.geteuid()}; "
         f"ephemeral ports {'-'.join(open('/proc/sys/net/ipv4/ip_local_port_range').read().split())}; "
@@ -856,6 +1027,8 @@ def main():
             err = wait_ready(CONTROL_PORTS[name], server.proc)
             if err:
                 note = f"{name}: did not start: {err}"
+                if server.last_line():
+                    note += f"; its log ends: {server.last_line()}"
                 notes.append(note)
                 log("  " + note)
                 log(server.log_tail())
@@ -890,11 +1063,19 @@ def main():
                     for kind, n in sorted(total.errors.items()):
                         if n:
                             log(f"      {kind}: {n}")
-                    for smp in total.samples[:5]:
+                    for text, n in total.texts.most_common(8):
+                        log(f"      {n:6d} x {text}")
+                    if len(total.texts) > 8:
+                        log(f"      ... and {len(total.texts) - 8} other failure texts")
+                    for smp in total.samples[:2]:
                         log(f"      e.g. {smp}")
+                    off = sorted(p for p in total.ports if not ranges[name][0] <= p <= ranges[name][1])
+                    if off:
+                        log(f"      off-range ports announced: {len(off)} distinct, {off[0]}-{off[-1]}")
                     a = agg.setdefault((name, mode), dict(
                         server=name, version=server.version, mode=mode.upper(), ok=0, r425=0, other=0,
-                        off=0, seconds=0.0, attempted=0, rates=[], samples=[], errors=Counter(), cpu=0.0))
+                        off=0, seconds=0.0, attempted=0, rates=[], samples=[], errors=Counter(), texts=Counter(),
+                        cpu=0.0))
                     a["ok"] += total.ok
                     a["r425"] += total.r425
                     a["other"] += other
@@ -904,6 +1085,7 @@ def main():
                     a["attempted"] += args.sessions * args.transfers
                     a["rates"].append(rate)
                     a["errors"].update(total.errors)
+                    a["texts"].update(total.texts)
                     a["samples"].extend(total.samples[:3])
                     alive = server.alive()
                     if not alive:
@@ -931,7 +1113,8 @@ def main():
     log("")
     log(f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine skews conns/s)")
     log(f"{args.sessions} sessions x {args.transfers} data connections, {args.rounds} round(s) per server "
-        f"and mode; {args.range}-port passive range each; seconds summed over rounds, conns/s = ok / seconds")
+        f"and mode; {args.range}-port passive range each; sessions from {args.sources} address(es); "
+        f"seconds summed over rounds, conns/s = ok / seconds")
     hdr = ("server", "mode", "sessions", "connections", "ok", "425s", "other err", "off-range",
            "seconds", "conns/s")
     rows = [hdr]
@@ -950,6 +1133,16 @@ def main():
         log("server CPU per ok connection, rough (tick-sampled, and loopback TCP work is partly charged "
             "to the client): " + "; ".join(
                 f"{r['server']} {r['mode']} {1e6 * r['cpu'] / r['ok']:.0f} us" for r in results if r["ok"]))
+
+    failing = [r for r in results if r["texts"]]
+    if failing:
+        log("\nfailures by text (session, address and port left out), all rounds:")
+        for r in failing:
+            log(f"  {r['server']} {r['mode']}:")
+            for text, n in r["texts"].most_common(10):
+                log(f"    {n:6d} x {text}")
+            if len(r["texts"]) > 10:
+                log(f"    ... and {len(r['texts']) - 10} other texts")
 
     versions = {r["server"]: r["version"] for r in results if r["version"]}
     if versions:
@@ -976,8 +1169,10 @@ def main():
     if f425:
         log("\n" + "!" * 72)
         log(f"!!! ferryd answered 425 {f425} time(s)")
-        if args.range < args.sessions:
-            log(f"!!! (but the range has {args.range} ports for {args.sessions} sessions: it can be full)")
+        per_source = -(-args.sessions // args.sources)
+        if args.range < per_source:
+            log(f"!!! (but the range has {args.range} ports for {per_source} sessions of one address, "
+                "which never share a port: it can be full)")
         log("!" * 72)
     if ferryd_problems:
         log("\nferryd problems:")
@@ -1035,6 +1230,12 @@ def prepare(name, args, prange):
 
 def stop_server(server, args, ferryd_problems, running=()):
     status, tree = server.stop()
+    lines, kinds = server.log_summary()
+    if lines:
+        log(f"  {server.name}'s logs: {kinds} kind(s) of line that are not plain info; the most frequent "
+            "(count with digits folded, first example):")
+        for n, ln in lines:
+            log(f"    {n:6d} x {ln[:200]}")
     keep = {s.proc.pid for s in running if s is not server and s.proc is not None}
     for _ in range(10):
         reap_orphans(keep)

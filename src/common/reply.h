@@ -32,6 +32,7 @@ enum reply_code {
 	R_227_PASSIVE = 227,
 	R_229_EXTENDED_PASSIVE = 229,
 	R_230_LOGGED_IN = 230,
+	R_234_AUTH_OK = 234,           /* RFC 4217: AUTH TLS accepted, handshake next */
 	R_250_FILE_ACTION_OK = 250,
 	R_257_CREATED = 257,
 	R_331_NEED_PASSWORD = 331,
@@ -48,9 +49,14 @@ enum reply_code {
 	R_502_NOT_IMPLEMENTED = 502,
 	R_503_BAD_SEQUENCE = 503,
 	R_504_BAD_PARAMETER = 504,
+	R_521_PROT_REFUSED = 521,      /* RFC 4217: not with this PROT setting */
 	R_522_BAD_PROTOCOL = 522,
+	R_522_TLS_REFUSED = 522,       /* a data connection without the required TLS */
 	R_530_NOT_LOGGED_IN = 530,
 	R_532_NEED_ACCOUNT = 532,
+	R_533_PROTECTION_DENIED = 533, /* RFC 2228: CCC refused by policy */
+	R_534_POLICY = 534,            /* RFC 2228: denied for policy reasons */
+	R_536_PROT_UNSUPPORTED = 536,  /* RFC 2228: PROT level not supported */
 	R_550_UNAVAILABLE = 550,
 	R_551_PAGE_TYPE = 551,
 	R_552_EXCEEDED = 552,

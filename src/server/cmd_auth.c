@@ -1,6 +1,12 @@
 /*
  * cmd_auth.c: USER, PASS, ACCT.  Logins are the same to an observer whatever went wrong:
  * one reply text, one delay, one hash computed, for unknown users and wrong passwords alike.
+ *
+ * The delay is the master's to decide, since only it sees every session of an address
+ * (throttle.h): each failure is reported (IPC_LOGIN_FAILED) and the session stays busy,
+ * reading no command, until the master's IPC_LOGIN_DELAY sets when the 530 goes out.
+ * Each login is reported too (IPC_LOGIN_OK), so that the master counts the sessions that
+ * have not logged in (max_unauthenticated).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,11 +17,15 @@
 
 #include "common/reply.h"
 #include "server/auth.h"
+#include "server/cmd_tls.h"
 #include "server/dispatch.h"
+#include "server/ipc.h"
 #include "server/log.h"
 #include "server/session.h"
+#include "server/throttle.h"
 #include "server/users.h"
 #include "server/vfs.h"
+#include "server/worker.h"
 
 static bool is_anonymous_name(const char *name)
 {
@@ -28,6 +38,8 @@ void cmd_user(struct session *s, const char *arg)
 		session_reply(s, R_530_NOT_LOGGED_IN, "Cannot change to another user.");
 		return;
 	}
+	if (!tls_login_allowed(s, is_anonymous_name(arg)))
+		return;
 	if (str_copy(s->username, sizeof(s->username), arg) < 0)
 		s->username[0] = '\0'; /* too long to exist: fails at PASS like any unknown user */
 	s->flags |= SF_USER_GIVEN;
@@ -51,6 +63,22 @@ static void on_delay_over(evutil_socket_t fd, short what, void *arg)
 	session_resume(s);
 }
 
+static int arm_delay(struct session *s, unsigned ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	return evtimer_add(s->delay_timer, &tv);
+}
+
+/* Tell the master about a login, failed or not; returns 0 or -errno (logged). */
+static int report(struct session *s, enum ipc_type type)
+{
+	struct ipc_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.id = s->id;
+	return worker_send(s->srv, &m, -1);
+}
+
 static void login_failed(struct session *s)
 {
 	s->login_failures++;
@@ -58,13 +86,50 @@ static void login_failed(struct session *s)
 		 s->peer_str, s->username);
 	s->username[0] = '\0';
 	s->flags &= ~SF_USER_GIVEN;
-	/* The delay slows guessing; the session waits (busy) until it is over. */
+	/*
+	 * The delay slows guessing; the session waits (busy) until it is over.  Its length
+	 * comes from the master: until the answer, the timer stands at the longest delay,
+	 * which only matters if the master never answers.  Without a master, the base delay.
+	 */
 	s->delay_timer = evtimer_new(s->srv->base, on_delay_over, s);
-	unsigned ms = s->srv->cfg->login_failure_delay;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	if (s->delay_timer == NULL || evtimer_add(s->delay_timer, &tv) < 0) {
+	if (s->delay_timer == NULL) {
 		session_close(s, "out of memory");
 		return;
+	}
+	unsigned ms = report(s, IPC_LOGIN_FAILED) == 0 ? THROTTLE_MAX_DELAY_MS
+						       : s->srv->cfg->login_failure_delay;
+	if (arm_delay(s, ms) < 0)
+		session_close(s, "out of memory");
+}
+
+void login_delay_decided(struct session *s, unsigned ms)
+{
+	/* The same timer, re-armed: a session the master has closed meanwhile has none. */
+	if (s->delay_timer != NULL && arm_delay(s, ms) < 0)
+		session_close(s, "out of memory");
+}
+
+void login_closed_by_master(struct session *s, bool banned)
+{
+	if (s->flags & (SF_LOGGED_IN | SF_CLOSING))
+		return; /* logged in since the master decided, or going anyway */
+	/* Nothing more from this login: no 530 or 230 after the 421. */
+	if (s->delay_timer != NULL) {
+		event_free(s->delay_timer);
+		s->delay_timer = NULL;
+	}
+	if (s->auth != NULL) {
+		auth_cancel(s->auth);
+		s->auth = NULL;
+	}
+	if (banned) {
+		session_reply(s, R_421_CLOSING,
+			      "Too many failed logins from your address; try again later.");
+		session_close_after_flush(s, "address banned");
+	} else {
+		session_reply(s, R_421_CLOSING,
+			      "Too many connections waiting to log in; closing the oldest.");
+		session_close_after_flush(s, "oldest not logged in (max_unauthenticated)");
 	}
 }
 
@@ -91,6 +156,7 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 	str_copy(s->cwd, sizeof(s->cwd), "/");
 	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
 		 s->username, anonymous ? " (anonymous)" : "");
+	report(s, IPC_LOGIN_OK); /* no longer counts as waiting to log in */
 	session_reply(s, R_230_LOGGED_IN, "Login successful.");
 	session_touch(s);
 }
@@ -119,6 +185,15 @@ void cmd_pass(struct session *s, const char *arg)
 	const struct config *cfg = s->srv->cfg;
 	if (is_anonymous_name(s->username) && cfg->anonymous && s->srv->anon_root_fd >= 0) {
 		login_ok(s, cfg->root, cfg->anon_permissions, true);
+		return;
+	}
+	const struct user_entry *cu = tls_cert_names_user(s) ? users_find(s->srv->users, s->username)
+							      : NULL;
+	if (cu != NULL) {
+		/* tls_cert_login: the verified certificate stands for the password. */
+		log_info("session %llu: user %s logs in by client certificate",
+			 (unsigned long long)s->id, s->username);
+		login_ok(s, cu->home, cu->perms, false);
 		return;
 	}
 	/* Everything else, even a user that cannot exist, costs one hash off the loop. */

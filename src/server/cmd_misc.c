@@ -96,6 +96,15 @@ void cmd_feat(struct session *s, const char *arg)
 	static const char *const feats[] = { "CLNT", "EPRT", "EPSV", "MDTM", "MFMT", NULL,
 					     "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8" };
 	reply_begin(&b, R_211_SYSTEM_STATUS, "Features:");
+	if (s->srv->tls != NULL) {
+		/* RFC 4217 s.6 */
+		reply_line(&b, "AUTH TLS");
+		reply_line(&b, "AUTH SSL");
+		reply_line(&b, "PBSZ");
+		reply_line(&b, "PROT");
+		if (s->srv->cfg->tls_ccc)
+			reply_line(&b, "CCC");
+	}
 	for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]); i++)
 		reply_line(&b, feats[i] != NULL ? feats[i] : mlst);
 	reply_end(&b, R_211_SYSTEM_STATUS, "End");

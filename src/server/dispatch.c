@@ -9,6 +9,7 @@
 
 #include "common/command.h"
 #include "common/reply.h"
+#include "server/cmd_tls.h"
 #include "server/data.h"
 #include "server/log.h"
 #include "server/session.h"
@@ -92,5 +93,7 @@ void dispatch_line(struct session *s, const char *line, size_t len)
 		session_reply(s, R_425_CANT_OPEN_DATA, "Use PORT, EPRT, PASV or EPSV first.");
 		return;
 	}
+	if ((c->flags & OPENS_DATA) && !tls_transfer_allowed(s))
+		return;
 	c->handler(s, sp.has_arg ? sp.arg : "");
 }

@@ -21,7 +21,20 @@ enum ipc_type {
 	IPC_PASV_PORT,        /* master -> worker: the port waited on, or an error */
 	IPC_PASV_CLOSE,       /* worker -> master: the session waits no more */
 	IPC_DATA_CONN,        /* master -> worker: the awaited data connection (fd) */
+	IPC_LOGIN_FAILED,     /* worker -> master: a session's login failed (see below) */
+	IPC_LOGIN_DELAY,      /* master -> worker: how long that failure waits for its 530 */
+	IPC_LOGIN_OK,         /* worker -> master: a session logged in */
+	IPC_CLOSE_UNAUTH,     /* master -> worker: close a session that has not logged in */
 };
+
+/*
+ * Logins are throttled per client address by the master (throttle.h), which takes the
+ * address from its own record of the session, never from the worker.  IPC_LOGIN_FAILED:
+ * id; the session reads no command until IPC_LOGIN_DELAY: id, seq = milliseconds to wait
+ * before the 530.  IPC_LOGIN_OK: id.  IPC_CLOSE_UNAUTH: id, err = EACCES when the
+ * session's address has just been banned, EUSERS when it is the longest waiting of more
+ * than max_unauthenticated sessions; it gets 421, unless it has logged in meanwhile.
+ */
 
 /*
  * Passive mode goes through the master, which owns the passive listeners so that

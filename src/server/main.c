@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/num.h"
 #include "server/checks.h"
@@ -12,6 +13,7 @@
 #include "server/firewall.h"
 #include "server/master.h"
 #include "server/passwd.h"
+#include "server/tls_files.h"
 #include "server/users.h"
 #include "server/worker.h"
 
@@ -35,14 +37,15 @@ int main(int argc, char **argv)
 		return passwd_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "firewall") == 0)
 		return firewall_main(argc, argv);
-	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD */
-	if (argc == 8 && strcmp(argv[1], "--worker") == 0) {
+	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD */
+	if (argc == 9 && strcmp(argv[1], "--worker") == 0) {
 		struct worker_fds fds = {
 			.master = parse_fd(argv[2]),
 			.port20 = parse_fd(argv[4]),
 			.xferlog = parse_fd(argv[5]),
 			.root = parse_fd(argv[6]),
 			.users = parse_fd(argv[7]),
+			.tls = parse_fd(argv[8]),
 		};
 		return worker_main(&fds, parse_fd(argv[3]));
 	}
@@ -67,6 +70,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		users_free(u);
+	}
+	if (cfg->tls_cert[0] != '\0') {
+		char err[512];
+		int fd = tls_files_load(cfg, err, sizeof(err));
+		if (fd < 0) {
+			fprintf(stderr, "%s\n", err);
+			free(cfg);
+			return 2;
+		}
+		close(fd);
 	}
 	if (check_only) {
 		checks_run(cfg, print_check, stderr);

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +36,9 @@
 #include "server/pasv_broker.h"
 #include "server/port20.h"
 #include "server/resolver.h"
+#include "server/sandbox.h"
+#include "server/throttle.h"
+#include "server/tls_files.h"
 #include "server/users.h"
 
 #define MAX_WORKER_SLOTS 512
@@ -56,6 +61,8 @@ struct conn_rec {
 	unsigned worker;
 	struct sockaddr_storage addr;
 	struct conn_rec *next;
+	bool unauth;            /* not logged in yet: on the master's unauth list */
+	TAILQ_ENTRY(conn_rec) unauth_link;
 };
 
 struct addr_count {
@@ -69,8 +76,9 @@ struct master {
 	struct config *cfg;
 	int argc;
 	char **argv;
-	int listen_fds[CONFIG_MAX_LISTEN];
-	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
+	int listen_fds[2 * CONFIG_MAX_LISTEN];
+	struct evconnlistener *listeners[2 * CONFIG_MAX_LISTEN];
+	bool implicit_tls[2 * CONFIG_MAX_LISTEN]; /* a listen_implicit_tls listener */
 	unsigned n_listeners;
 	struct worker_slot slots[MAX_WORKER_SLOTS];
 	struct conn_rec *recs[REC_BUCKETS];
@@ -81,6 +89,7 @@ struct master {
 	int xferlog_fd;
 	int root_fd;            /* the anonymous root, opened before dropping privileges */
 	int users_fd;           /* sealed snapshot of the users file, or -1 */
+	int tls_fd;             /* sealed snapshot of the TLS files, or -1 */
 	int port20_ctl;
 	pid_t port20_pid;
 	struct pasv_broker *broker;
@@ -89,6 +98,13 @@ struct master {
 	struct event *sig_ev[4];
 	struct event *kill_timer;
 	struct event *respawn_timer;
+	/* abuse resistance (throttle.h) */
+	TAILQ_HEAD(, conn_rec) unauth;  /* sessions not logged in, longest waiting first */
+	unsigned n_unauth;
+	struct throttle *throttle;      /* failed logins per client address */
+	struct event *throttle_timer;   /* the table's next expiry */
+	uint64_t ban_log_sec;           /* refusals of banned addresses: one line a second */
+	unsigned ban_refused;           /* refusals not logged since */
 };
 
 /* ---- connection records and per-address counts ---- */
@@ -124,6 +140,15 @@ static unsigned addr_sessions(struct master *m, const struct sockaddr_storage *a
 	return c != NULL ? c->n : 0;
 }
 
+static void unauth_forget(struct master *m, struct conn_rec *r)
+{
+	if (!r->unauth)
+		return;
+	TAILQ_REMOVE(&m->unauth, r, unauth_link);
+	r->unauth = false;
+	m->n_unauth--;
+}
+
 static int rec_add(struct master *m, uint64_t id, unsigned worker, const struct sockaddr_storage *a)
 {
 	struct conn_rec *r = calloc(1, sizeof(*r));
@@ -144,6 +169,9 @@ static int rec_add(struct master *m, uint64_t id, unsigned worker, const struct 
 	r->addr = *a;
 	r->next = m->recs[id % REC_BUCKETS];
 	m->recs[id % REC_BUCKETS] = r;
+	r->unauth = true;
+	TAILQ_INSERT_TAIL(&m->unauth, r, unauth_link);
+	m->n_unauth++;
 	m->total++;
 	m->slots[worker].load++;
 	return 0;
@@ -161,6 +189,7 @@ static void rec_unlink(struct master *m, struct conn_rec **pp)
 {
 	struct conn_rec *r = *pp;
 	*pp = r->next;
+	unauth_forget(m, r);
 	struct addr_count **ap = addr_find(m, &r->addr);
 	if (*ap != NULL && --(*ap)->n == 0) {
 		struct addr_count *c = *ap;
@@ -222,15 +251,16 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 			log_warn("no channel to the port-20 helper: %s", strerror(-p20));
 	}
 	unsigned index = ++m->next_index;
-	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16], a_users[16];
+	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16], a_users[16], a_tls[16];
 	snprintf(a_fd, sizeof(a_fd), "%d", sv[1]);
 	snprintf(a_index, sizeof(a_index), "%u", index);
 	snprintf(a_p20, sizeof(a_p20), "%d", p20);
 	snprintf(a_xfer, sizeof(a_xfer), "%d", m->xferlog_fd);
 	snprintf(a_root, sizeof(a_root), "%d", m->root_fd);
 	snprintf(a_users, sizeof(a_users), "%d", m->users_fd);
+	snprintf(a_tls, sizeof(a_tls), "%d", m->tls_fd);
 	char *args[] = { m->argv[0], "--worker", a_fd,    a_index, a_p20,
-			 a_xfer,     a_root,     a_users, NULL };
+			 a_xfer,     a_root,     a_users, a_tls, NULL };
 
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -252,6 +282,8 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 			clear_cloexec(m->root_fd);
 		if (m->users_fd >= 0)
 			clear_cloexec(m->users_fd);
+		if (m->tls_fd >= 0)
+			clear_cloexec(m->tls_fd);
 		execv("/proc/self/exe", args);
 		_exit(127);
 	}
@@ -362,6 +394,142 @@ static bool is_host_name(const char *a)
 	return a[0] != '\0' && inet_pton(AF_INET, a, &x) != 1;
 }
 
+/* ---- failed logins and sessions not logged in (throttle.h) ---- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct throttle_policy throttle_policy_of(const struct config *cfg)
+{
+	struct throttle_policy p = { .ban_after = cfg->ban_after,
+				     .ban_time = cfg->ban_time,
+				     .base_delay_ms = cfg->login_failure_delay };
+	return p;
+}
+
+/* A deadline of the monotonic clock as wall-clock UTC, for log lines. */
+static void format_deadline(uint64_t until, uint64_t now, char *out, size_t n)
+{
+	time_t t = time(NULL) + (time_t)((until - now + 999) / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	if (strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0 && n > 0)
+		out[0] = '\0';
+}
+
+static void on_ban_ended(void *ctx, const struct sockaddr_storage *a, unsigned failures,
+			 enum throttle_end how)
+{
+	char who[64];
+	hostport_ntop(a, who, sizeof(who));
+	if (how == THROTTLE_BAN_OVER)
+		log_info("ban of %s ended (it had %u failed logins)", who, failures);
+	else
+		log_warn("ban of %s lifted early (%u failed logins): all %u remembered addresses "
+			 "are banned, and a new one needs room",
+			 who, failures, THROTTLE_CAP);
+}
+
+/* Forget what has expired, and wake up when the next entry does (to log a ban's end). */
+static void throttle_sweep(struct master *m)
+{
+	struct throttle_policy p = throttle_policy_of(m->cfg);
+	uint64_t now = now_ms();
+	uint64_t next = throttle_expire(m->throttle, &p, now);
+	if (next == UINT64_MAX) {
+		evtimer_del(m->throttle_timer);
+		return;
+	}
+	uint64_t ms = next > now ? next - now : 0;
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+	evtimer_add(m->throttle_timer, &tv);
+}
+
+static void on_throttle_timer(evutil_socket_t fd, short what, void *arg)
+{
+	throttle_sweep(arg);
+}
+
+/* Have a session that has not logged in answered 421 and closed by its worker. */
+static void close_unauth(struct master *m, struct conn_rec *r, int why)
+{
+	unauth_forget(m, r);
+	struct ipc_msg msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = IPC_CLOSE_UNAUTH;
+	msg.id = r->id;
+	msg.err = why;
+	if (m->slots[r->worker].pid == 0 || ipc_send(m->slots[r->worker].fd, &msg, -1) < 0)
+		log_warn("cannot have session %llu closed by its worker", (unsigned long long)r->id);
+}
+
+/* max_unauthenticated: a flood of idle connections must not keep new clients out. */
+static void evict_unauth(struct master *m)
+{
+	while (m->n_unauth > m->cfg->max_unauthenticated) {
+		struct conn_rec *r = TAILQ_FIRST(&m->unauth);
+		char who[64];
+		hostport_ntop(&r->addr, who, sizeof(who));
+		log_warn("closing session %llu of %s: the longest waiting of %u sessions not "
+			 "logged in (max_unauthenticated)",
+			 (unsigned long long)r->id, who, m->n_unauth);
+		close_unauth(m, r, EUSERS);
+	}
+}
+
+/* A ban begins: log it, and close every session of the address not logged in. */
+static void ban_begins(struct master *m, const struct sockaddr_storage *a,
+		       const struct throttle_verdict *v, uint64_t now, unsigned ban_time)
+{
+	struct sockaddr_storage addr = *a;
+	char who[64], until[32];
+	hostport_ntop(&addr, who, sizeof(who));
+	format_deadline(v->ban_until, now, until, sizeof(until));
+	log_warn("banning %s until %s (ban_time %u s): %u failed logins (ban_after)", who, until,
+		 ban_time, v->failures);
+	struct conn_rec *c, *next;
+	for (c = TAILQ_FIRST(&m->unauth); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, unauth_link);
+		if (hostport_same_host(&c->addr, &addr))
+			close_unauth(m, c, EACCES);
+	}
+}
+
+/*
+ * A worker reports a failed login of its session id.  The address is the master's own
+ * record of the session; the answer is the delay before the 530.  A ban's closes go out
+ * before that answer, so that the failing session gets its 421 and never a 530 first
+ * (the worker ignores a delay for a session it is closing).
+ */
+static void login_failed(struct master *m, unsigned slot, uint64_t id)
+{
+	struct conn_rec *r = rec_find(m, id);
+	if (r != NULL && r->worker != slot)
+		r = NULL; /* not this worker's session: answer, but count nothing */
+	struct throttle_policy p = throttle_policy_of(m->cfg);
+	struct throttle_verdict v = { .failures = 1, .delay_ms = p.base_delay_ms };
+	uint64_t now = now_ms();
+	if (r != NULL) {
+		throttle_failure(m->throttle, &p, &r->addr, now, &v);
+		if (v.ban_started)
+			ban_begins(m, &r->addr, &v, now, p.ban_time);
+		else if (v.banned && r->unauth)
+			close_unauth(m, r, EACCES); /* its check was in flight when the ban began */
+		throttle_sweep(m);
+	}
+	struct ipc_msg msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = IPC_LOGIN_DELAY;
+	msg.id = id;
+	msg.seq = v.delay_ms;
+	if (ipc_send(m->slots[slot].fd, &msg, -1) < 0)
+		log_warn("cannot answer the failed login of session %llu", (unsigned long long)id);
+}
+
 static void on_worker_msg(evutil_socket_t fd, short what, void *arg)
 {
 	struct master *m = arg;
@@ -396,6 +564,15 @@ static void on_worker_msg(evutil_socket_t fd, short what, void *arg)
 		case IPC_PASV_CLOSE:
 			pasv_broker_close(m->broker, msg.id, msg.seq);
 			break;
+		case IPC_LOGIN_FAILED:
+			login_failed(m, slot, msg.id);
+			break;
+		case IPC_LOGIN_OK: {
+			struct conn_rec *r = rec_find(m, msg.id);
+			if (r != NULL && r->worker == slot)
+				unauth_forget(m, r);
+			break;
+		}
 		default:
 			break;
 		}
@@ -429,9 +606,16 @@ static void reap_children(struct master *m)
 			bool expected = w->draining || m->stopping;
 			if (!expected || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 				if (WIFSIGNALED(status))
-					log_error("worker %u (pid %d) killed by signal %d; its %u "
-						  "sessions are lost",
-						  w->index, (int)pid, WTERMSIG(status), w->load);
+					log_error("worker %u (pid %d) killed by signal %d (SIG%s%s); "
+						  "its %u sessions are lost",
+						  w->index, (int)pid, WTERMSIG(status),
+						  sigabbrev_np(WTERMSIG(status)) != NULL
+							  ? sigabbrev_np(WTERMSIG(status))
+							  : "?",
+						  WTERMSIG(status) == SIGSYS
+							  ? ": a system call the sandbox forbids"
+							  : "",
+						  w->load);
 				else
 					log_error("worker %u (pid %d) exited with status %d",
 						  w->index, (int)pid, WEXITSTATUS(status));
@@ -498,6 +682,24 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	char who[64];
 	hostport_ntop(&peer, who, sizeof(who));
 
+	uint64_t now = now_ms(), until;
+	if (throttle_banned(m->throttle, &peer, now, &until)) {
+		/* An attacker may knock very often: a line a second, with a count. */
+		if (now / 1000 != m->ban_log_sec) {
+			char more[80] = "";
+			if (m->ban_refused > 0)
+				snprintf(more, sizeof(more), " (and %u refusals of banned addresses "
+					 "not logged)", m->ban_refused);
+			log_warn("refused %s: banned for %llu s more (failed logins)%s", who,
+				 (unsigned long long)((until - now + 999) / 1000), more);
+			m->ban_log_sec = now / 1000;
+			m->ban_refused = 0;
+		} else {
+			m->ban_refused++;
+		}
+		reject(fd, "421 Too many failed logins from your address; try again later.\r\n");
+		return;
+	}
 	if (m->total >= m->cfg->max_sessions) {
 		log_warn("refused %s: %u sessions (max_sessions)", who, m->total);
 		reject(fd, "421 Too many users; try again later.\r\n");
@@ -514,6 +716,10 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	memset(&msg, 0, sizeof(msg));
 	msg.type = IPC_NEW_SESSION;
 	msg.id = ++m->next_id;
+	for (unsigned i = 0; i < m->n_listeners; i++) {
+		if (m->listeners[i] == l && m->implicit_tls[i])
+			msg.flags |= IPC_F_IMPLICIT_TLS;
+	}
 	if (slot < 0 || ipc_send(m->slots[slot].fd, &msg, fd) < 0) {
 		log_error("no worker to take %s", who);
 		reject(fd, "421 Service not available; try again later.\r\n");
@@ -522,6 +728,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	close(fd);
 	if (rec_add(m, msg.id, (unsigned)slot, &peer) < 0)
 		log_error("out of memory counting sessions");
+	evict_unauth(m);
 }
 
 static int bind_listener(const struct sockaddr_storage *a)
@@ -638,6 +845,11 @@ static void reload(struct master *m)
 		memcpy(n->listen, m->cfg->listen, sizeof(n->listen));
 		n->n_listen = m->cfg->n_listen;
 	}
+	if (n->n_listen_tls != m->cfg->n_listen_tls ||
+	    memcmp(n->listen_tls, m->cfg->listen_tls, sizeof(n->listen_tls)) != 0)
+		log_warn("listen_implicit_tls changed: it takes effect after a restart");
+	memcpy(n->listen_tls, m->cfg->listen_tls, sizeof(n->listen_tls));
+	n->n_listen_tls = m->cfg->n_listen_tls;
 	if (strcmp(n->root, m->cfg->root) != 0) {
 		int fd = n->root[0] != '\0' ? open_root(n->root) : -1;
 		if (n->root[0] != '\0' && fd < 0) {
@@ -671,10 +883,27 @@ static void reload(struct master *m)
 	} else if (!is_host_name(n->pasv_address)) {
 		res = NULL;
 	}
+	int tfd = -1;
+	if (n->tls_cert[0] != '\0') {
+		char err[512];
+		if ((tfd = tls_files_load(n, err, sizeof(err))) < 0) {
+			log_error("reload failed: %s (the TLS files must be readable by user %s)",
+				  err, n->user);
+			if (ufd >= 0)
+				close(ufd);
+			if (res != m->pasv_resolver)
+				resolver_free(res);
+			free(n);
+			return;
+		}
+	}
 	if (res != m->pasv_resolver) {
 		resolver_free(m->pasv_resolver);
 		m->pasv_resolver = res;
 	}
+	if (m->tls_fd >= 0)
+		close(m->tls_fd);
+	m->tls_fd = tfd;
 	if (m->users_fd >= 0)
 		close(m->users_fd);
 	m->users_fd = ufd;
@@ -719,23 +948,37 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->xferlog_fd = -1;
 	m->root_fd = -1;
 	m->users_fd = -1;
+	m->tls_fd = -1;
 	m->port20_ctl = -1;
+	TAILQ_INIT(&m->unauth);
 	log_set_role("master");
 	signal(SIGPIPE, SIG_IGN);
 	/* Before the privilege drop: the checks judge the privileges ferryd started with. */
 	checks_run(cfg, log_check, NULL);
 
-	for (unsigned i = 0; i < cfg->n_listen; i++) {
+	for (unsigned i = 0; i < cfg->n_listen + cfg->n_listen_tls; i++) {
+		bool tls = i >= cfg->n_listen;
+		const struct sockaddr_storage *a = tls ? &cfg->listen_tls[i - cfg->n_listen]
+						       : &cfg->listen[i];
 		char who[64];
-		hostport_ntop(&cfg->listen[i], who, sizeof(who));
-		int fd = bind_listener(&cfg->listen[i]);
+		hostport_ntop(a, who, sizeof(who));
+		int fd = bind_listener(a);
 		if (fd < 0) {
-			log_error("cannot listen on %s port %u: %s", who,
-				  hostport_get_port(&cfg->listen[i]), strerror(-fd));
+			log_error("cannot listen on %s port %u: %s", who, hostport_get_port(a),
+				  strerror(-fd));
 			return 1;
 		}
+		m->implicit_tls[m->n_listeners] = tls;
 		m->listen_fds[m->n_listeners++] = fd;
-		log_info("listening on %s port %u", who, hostport_get_port(&cfg->listen[i]));
+		log_info("listening on %s port %u%s", who, hostport_get_port(a),
+			 tls ? " (implicit TLS)" : "");
+	}
+	if (cfg->tls_cert[0] != '\0') {
+		char err[512];
+		if ((m->tls_fd = tls_files_load(cfg, err, sizeof(err))) < 0) {
+			log_error("%s", err);
+			return 1;
+		}
 	}
 	if (cfg->xferlog[0] != '\0') {
 		m->xferlog_fd = open(cfg->xferlog, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -756,6 +999,9 @@ int master_main(struct config *cfg, int argc, char **argv)
 		log_error("users file %s: %s", cfg->users_file, strerror(-m->users_fd));
 		return 1;
 	}
+	/* Before the helper is forked and privileges are dropped: see sandbox.h. */
+	if (sandbox_master() < 0)
+		return 1;
 	if (geteuid() == 0) {
 		if (cfg->active_from_port_20) {
 			m->port20_pid = port20_start(cfg->user, &m->port20_ctl);
@@ -796,6 +1042,13 @@ int master_main(struct config *cfg, int argc, char **argv)
 		return 1;
 	m->kill_timer = evtimer_new(m->base, on_kill_timer, m);
 	m->respawn_timer = evtimer_new(m->base, on_respawn, m);
+	uint32_t seed;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+	m->throttle = throttle_new(THROTTLE_CAP, seed, on_ban_ended, m);
+	m->throttle_timer = evtimer_new(m->base, on_throttle_timer, m);
+	if (m->throttle == NULL || m->throttle_timer == NULL)
+		return 1;
 	fill_workers(m);
 	log_info("ready: %u workers", live_workers(m, false));
 
@@ -815,6 +1068,8 @@ int master_main(struct config *cfg, int argc, char **argv)
 		event_free(m->sig_ev[i]);
 	event_free(m->kill_timer);
 	event_free(m->respawn_timer);
+	event_free(m->throttle_timer);
+	throttle_free(m->throttle);
 	event_base_free(m->base);
 	if (m->port20_pid > 0)
 		kill(m->port20_pid, SIGTERM);
@@ -824,6 +1079,8 @@ int master_main(struct config *cfg, int argc, char **argv)
 		close(m->root_fd);
 	if (m->users_fd >= 0)
 		close(m->users_fd);
+	if (m->tls_fd >= 0)
+		close(m->tls_fd);
 	log_info("stopped");
 	free(m->cfg);
 	free(m);

@@ -21,6 +21,7 @@
 #include "common/hostport.h"
 #include "server/ipc.h"
 #include "server/log.h"
+#include "server/sandbox.h"
 
 #define PORT20_MAX_CHANNELS 1024
 
@@ -144,6 +145,8 @@ pid_t port20_start(const char *user, int *ctl)
 			log_error("port-20 helper: cannot drop to user %s: %s", user, strerror(-rc));
 			_exit(1);
 		}
+		if (sandbox_port20() < 0)
+			_exit(1);
 		helper_main(sv[1]);
 	}
 	close(sv[1]);

@@ -62,8 +62,10 @@ static void free_session(struct session *s)
 		event_free(s->timer);
 	if (s->delay_timer != NULL)
 		event_free(s->delay_timer);
-	if (s->ctl != NULL)
-		bufferevent_free(s->ctl);
+	if (s->ctl != NULL && s->ctl != s->sock)
+		tls_release(s->ctl);
+	if (s->sock != NULL)
+		bufferevent_free(s->sock);
 	if (s->root_fd >= 0)
 		close(s->root_fd);
 	TAILQ_REMOVE(&srv->sessions, s, link);
@@ -87,6 +89,24 @@ void session_close(struct session *s, const char *why)
 	free_session(s);
 }
 
+static void on_ctl_read(struct bufferevent *bev, void *arg);
+static void on_ctl_write(struct bufferevent *bev, void *arg);
+static void on_ctl_event(struct bufferevent *bev, short what, void *arg);
+
+/* The replies have left ctl: end TLS (its close_notify still has to go), then close. */
+static void close_when_flushed(struct session *s)
+{
+	if (s->ctl != s->sock) {
+		tls_release(s->ctl);
+		s->ctl = s->sock;
+		bufferevent_setcb(s->sock, NULL, on_ctl_write, on_ctl_event, s);
+		bufferevent_disable(s->sock, EV_READ);
+		bufferevent_enable(s->sock, EV_WRITE);
+	}
+	if (evbuffer_get_length(bufferevent_get_output(s->sock)) == 0)
+		session_close(s, s->close_why);
+}
+
 void session_close_after_flush(struct session *s, const char *why)
 {
 	if (!(s->flags & SF_CLOSING))
@@ -96,7 +116,7 @@ void session_close_after_flush(struct session *s, const char *why)
 	data_free(s);
 	bufferevent_disable(s->ctl, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(s->ctl)) == 0)
-		session_close(s, s->close_why);
+		close_when_flushed(s);
 }
 
 static void queue_reply(struct session *s, const struct buf *b)
@@ -224,7 +244,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static bool busy(const struct session *s)
 {
 	return s->xfer != NULL || s->auth != NULL || s->delay_timer != NULL ||
-	       data_waiting_for_master(s);
+	       data_waiting_for_master(s) || (s->flags & SF_CCC);
 }
 
 /* A malformed line: 500, and the session ends when it keeps happening. */
@@ -249,9 +269,10 @@ static void process_input(struct session *s)
 	if (s->flags & SF_PROCESSING)
 		return;
 	s->flags |= SF_PROCESSING;
-	struct evbuffer *in = bufferevent_get_input(s->ctl);
-	struct evbuffer *out = bufferevent_get_output(s->ctl);
 	while (!(s->flags & (SF_CLOSING | SF_CLOSE_NOW))) {
+		/* Fetched each time: AUTH TLS and CCC change what ctl is. */
+		struct evbuffer *in = bufferevent_get_input(s->ctl);
+		struct evbuffer *out = bufferevent_get_output(s->ctl);
 		if (evbuffer_get_length(out) > CTL_OUT_HIGH)
 			break; /* resumed by on_ctl_write when the client reads */
 		if (s->flags & SF_HELD_LINE) {
@@ -311,15 +332,59 @@ static void on_ctl_write(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 	if (s->flags & SF_CLOSING) {
-		session_close(s, s->close_why);
+		close_when_flushed(s);
 		return;
 	}
+	if ((s->flags & SF_CCC) && s->ctl != s->sock) {
+		/* The 200 of CCC is out: our close_notify follows; the client's ends TLS. */
+		tls_shutdown(s->ctl);
+		return;
+	}
+	process_input(s);
+}
+
+static void tls_established(struct session *s)
+{
+	char how[128];
+	tls_describe(s->ctl, how, sizeof(how));
+	if (!tls_peer_cn(s->ctl, s->cert_cn, sizeof(s->cert_cn)))
+		s->cert_cn[0] = '\0';
+	log_info("session %llu TLS %s%s%s", (unsigned long long)s->id, how,
+		 s->cert_cn[0] ? " client certificate CN=" : "", s->cert_cn);
+}
+
+/* After CCC: the client's close_notify came; commands are in the clear from here on. */
+static void end_tls_layer(struct session *s)
+{
+	tls_release(s->ctl);
+	s->ctl = s->sock;
+	s->flags &= ~(SF_CCC | SF_TLS);
+	bufferevent_setcb(s->sock, on_ctl_read, on_ctl_write, on_ctl_event, s);
+	bufferevent_setwatermark(s->sock, EV_READ, 0, CTL_IN_HIGH);
+	bufferevent_enable(s->sock, EV_READ | EV_WRITE);
+	log_info("session %llu: control connection back in the clear (CCC)",
+		 (unsigned long long)s->id);
 	process_input(s);
 }
 
 static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (bev == s->ctl && s->ctl != s->sock)
+			tls_established(s);
+		return;
+	}
+	if ((s->flags & SF_CCC) && (what & BEV_EVENT_EOF) && bev == s->ctl && s->ctl != s->sock) {
+		end_tls_layer(s);
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && s->ctl != s->sock) {
+		char why[256];
+		tls_last_error(s->ctl, why, sizeof(why));
+		log_info("session %llu: TLS on the control connection: %s", (unsigned long long)s->id,
+			 why);
+	}
 	if (transfer_outlives_control(s)) {
 		/*
 		 * A client may close both connections at once after an upload; the last
@@ -333,7 +398,32 @@ static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
 	session_close(s, (what & BEV_EVENT_EOF) ? "client closed" : "connection error");
 }
 
-struct session *session_new(struct server *srv, int fd, uint64_t id)
+int session_start_tls(struct session *s)
+{
+	if (s->srv->tls == NULL || s->ctl != s->sock)
+		return -1;
+	struct evbuffer *in = bufferevent_get_input(s->sock);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	cmd_parser_init(&s->parser);
+	s->flags &= ~SF_HELD_LINE;
+	tls_id_new(&s->tls_id);
+	struct bufferevent *f = tls_filter_accept(s->srv->tls, s->sock, &s->tls_id);
+	if (f == NULL)
+		return -1;
+	s->ctl = f;
+	s->flags |= SF_TLS;
+	bufferevent_setcb(f, on_ctl_read, on_ctl_write, on_ctl_event, s);
+	bufferevent_setwatermark(f, EV_READ, 0, CTL_IN_HIGH);
+	bufferevent_enable(f, EV_READ | EV_WRITE);
+	return 0;
+}
+
+void session_clear_control(struct session *s)
+{
+	s->flags |= SF_CCC;
+}
+
+struct session *session_new(struct server *srv, int fd, uint64_t id, bool implicit_tls)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
@@ -368,7 +458,8 @@ struct session *session_new(struct server *srv, int fd, uint64_t id)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
 
-	s->ctl = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->sock = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->ctl = s->sock;
 	s->timer = evtimer_new(srv->base, on_timer, s);
 	if (s->ctl == NULL || s->timer == NULL) {
 		if (s->ctl == NULL)
@@ -379,7 +470,13 @@ struct session *session_new(struct server *srv, int fd, uint64_t id)
 	bufferevent_setcb(s->ctl, on_ctl_read, on_ctl_write, on_ctl_event, s);
 	bufferevent_setwatermark(s->ctl, EV_READ, 0, CTL_IN_HIGH);
 	bufferevent_enable(s->ctl, EV_READ | EV_WRITE);
-	log_info("session %llu start client=%s", (unsigned long long)id, s->peer_str);
+	log_info("session %llu start client=%s%s", (unsigned long long)id, s->peer_str,
+		 implicit_tls ? " (implicit TLS)" : "");
+	if (implicit_tls && session_start_tls(s) < 0) {
+		log_warn("session %llu: cannot start TLS", (unsigned long long)id);
+		free_session(s);
+		return NULL;
+	}
 	session_reply(s, R_220_READY, srv->cfg->banner);
 	session_touch(s);
 	return s;

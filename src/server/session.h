@@ -17,6 +17,7 @@
 #include "common/buf.h"
 #include "common/command.h"
 #include "common/path.h"
+#include "common/tls.h"
 #include "server/config.h"
 
 struct auth_pool;
@@ -38,6 +39,7 @@ struct server {
 	int port20_fd;              /* channel to the port-20 helper, or -1 */
 	int xferlog_fd;             /* -1 when not logging transfers */
 	int anon_root_fd;           /* O_PATH descriptor of the anonymous root, or -1 */
+	struct tls_ctx *tls;        /* NULL when FTPS is not configured */
 	TAILQ_HEAD(, session) sessions;
 	struct session *by_id[SESSION_ID_BUCKETS]; /* chained through id_next */
 	unsigned n_sessions;
@@ -58,6 +60,10 @@ enum session_flags {
 	SF_PROCESSING = 1 << 8,     /* inside the command loop: closes and resumes wait */
 	SF_CLOSE_NOW = 1 << 9,      /* close asked for while processing */
 	SF_CTL_GONE = 1 << 10,      /* the client hung up; an upload still drains */
+	SF_TLS = 1 << 11,           /* the control connection is protected */
+	SF_PBSZ = 1 << 12,          /* PBSZ was given (PROT may follow) */
+	SF_PROT_P = 1 << 13,        /* data connections are protected (PROT P) */
+	SF_CCC = 1 << 14,           /* CCC: waiting for the TLS layer to end */
 };
 
 struct session {
@@ -65,7 +71,10 @@ struct session {
 	TAILQ_ENTRY(session) link;
 	struct session *id_next;
 	uint64_t id;
-	struct bufferevent *ctl;
+	struct bufferevent *ctl;        /* what commands are read from: plain, or TLS over sock */
+	struct bufferevent *sock;       /* the plain connection (ctl itself without TLS) */
+	struct tls_id tls_id;           /* shared with the data connections (tls.h) */
+	char cert_cn[64];               /* CN of a verified client certificate, or "" */
 	struct sockaddr_storage peer;   /* control connection's peer (IPv4-mapped unmapped) */
 	struct sockaddr_storage local;  /* control connection's local address */
 	char peer_str[64];
@@ -96,8 +105,20 @@ struct session {
 	struct transfer *xfer;          /* the running transfer, or NULL */
 };
 
-/* Take over an accepted control connection.  Returns NULL (fd closed) on failure. */
-struct session *session_new(struct server *srv, int fd, uint64_t id);
+/*
+ * Take over an accepted control connection; implicit_tls: TLS starts before the greeting.
+ * Returns NULL (fd closed) on failure.
+ */
+struct session *session_new(struct server *srv, int fd, uint64_t id, bool implicit_tls);
+/*
+ * Start TLS on the control connection (after the 234 of AUTH TLS, which must be queued
+ * already, or at once for implicit FTPS).  Anything the client sent in the clear after the
+ * command is dropped: it cannot have seen the 234 (no command injection).  Returns 0, or
+ * -1 when TLS could not be set up (the caller replies).
+ */
+int session_start_tls(struct session *s);
+/* CCC: end the TLS layer once the reply has gone out and the client's close_notify came. */
+void session_clear_control(struct session *s);
 /* The session with this id (from the master's messages), or NULL when it has gone. */
 struct session *session_find(struct server *srv, uint64_t id);
 /* Close at once: frees everything, tells the master. */

@@ -18,6 +18,7 @@
 #include "common/ascii.h"
 #include "common/hostport.h"
 #include "common/reply.h"
+#include "common/tls.h"
 #include "server/data.h"
 #include "server/log.h"
 #include "server/session.h"
@@ -34,6 +35,8 @@ struct transfer {
 	struct transfer_spec spec;
 	struct bufferevent *bev;
 	bool connected;
+	bool tls;              /* PROT P: bev is a TLS bufferevent */
+	bool verified;         /* the TLS handshake is over and passed the reuse rule */
 	bool produced_all;     /* the producer is done */
 	bool passive;
 	uint64_t queued;       /* bytes handed to the output buffer */
@@ -60,7 +63,9 @@ static uint64_t bytes_moved(const struct transfer *t)
 
 static void release(struct transfer *t)
 {
-	if (t->bev != NULL)
+	if (t->bev != NULL && t->tls)
+		tls_close(t->bev);
+	else if (t->bev != NULL)
 		bufferevent_free(t->bev);
 	if (t->spec.file_fd >= 0)
 		close(t->spec.file_fd);
@@ -146,6 +151,8 @@ void transfer_status(const struct session *s, struct buf *out)
 
 static void fill_output(struct transfer *t)
 {
+	if (t->tls && !t->verified)
+		return; /* not a byte before the handshake has passed the reuse rule */
 	struct evbuffer *out = bufferevent_get_output(t->bev);
 	while (!t->produced_all && evbuffer_get_length(out) < OUT_HIGH) {
 		size_t before = evbuffer_get_length(out);
@@ -188,6 +195,26 @@ static int fill_file_binary(void *ctx, struct evbuffer *out)
 	int rc = evbuffer_add_file_segment(out, seg, 0, (ev_off_t)t->spec.size);
 	evbuffer_file_segment_free(seg);
 	return rc < 0 ? -EIO : 1;
+}
+
+/* Binary downloads over TLS: sendfile cannot encrypt, so the file is read in chunks. */
+static int fill_file_read(void *ctx, struct evbuffer *out)
+{
+	struct transfer *t = ctx;
+	struct evbuffer_iovec v;
+	if (evbuffer_reserve_space(out, CHUNK, &v, 1) < 1)
+		return -ENOMEM;
+	size_t want = v.iov_len < CHUNK ? v.iov_len : CHUNK;
+	ssize_t n;
+	do {
+		n = read(t->spec.file_fd, v.iov_base, want);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	v.iov_len = (size_t)n;
+	if (evbuffer_commit_space(out, &v, 1) < 0)
+		return -ENOMEM;
+	return n == 0 ? 1 : 0;
 }
 
 /* The producer of TYPE A file downloads: LF becomes CR LF on the way out. */
@@ -269,6 +296,8 @@ static void upload_failed(struct transfer *t, int err)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct transfer *t = arg;
+	if (t->tls && !t->verified)
+		return;
 	int rc = drain_upload(t);
 	if (rc < 0)
 		upload_failed(t, rc);
@@ -289,9 +318,49 @@ static void upload_done(struct transfer *t)
 	finish(t, R_226_CLOSING_DATA, t->spec.done_text[0] ? t->spec.done_text : "Transfer complete.");
 }
 
+/*
+ * The TLS handshake of a data connection is over.  It must have resumed the session of
+ * this control connection (tls.h): otherwise whoever connected is not the client that
+ * logged in, or a client that forgets its session; either way, no byte moves.
+ */
+static void tls_handshake_done(struct transfer *t)
+{
+	struct session *s = t->s;
+	if (s->srv->cfg->tls_require_reuse && !tls_resumed(t->bev)) {
+		log_warn("session %llu: data connection from %s made a new TLS session instead of "
+			 "resuming the control connection's; refused", (unsigned long long)s->id,
+			 s->peer_str);
+		finish(t, R_522_TLS_REFUSED,
+		       "Data connection refused: it must resume the TLS session of the control "
+		       "connection (TLS session reuse is required).");
+		return;
+	}
+	t->verified = true;
+	if (t->spec.upload) {
+		on_read(t->bev, t); /* anything that came with the handshake */
+		return;
+	}
+	fill_output(t);
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct transfer *t = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (t->tls)
+			tls_handshake_done(t);
+		return;
+	}
+	if (t->tls && !t->verified) {
+		char why[256], text[320];
+		tls_last_error(bev, why, sizeof(why));
+		log_warn("session %llu: TLS handshake on the data connection failed: %s",
+			 (unsigned long long)t->s->id, why);
+		snprintf(text, sizeof(text), "TLS negotiation on the data connection failed: %s.",
+			 why);
+		finish(t, R_522_TLS_REFUSED, text);
+		return;
+	}
 	if (t->spec.upload && (what & BEV_EVENT_EOF)) {
 		upload_done(t);
 		return;
@@ -306,6 +375,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	finish(t, R_426_TRANSFER_ABORTED, text);
 }
 
+/* A download's client has nothing to send; whatever it sends is dropped. */
+static void discard_input(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
 static void on_data_ready(struct session *s, int fd, const char *why)
 {
 	struct transfer *t = s->xfer;
@@ -315,9 +391,11 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		finish(t, R_425_CANT_OPEN_DATA, text);
 		return;
 	}
-	t->bev = bufferevent_socket_new(s->srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (t->bev == NULL) {
+	if (t->tls)
+		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id);
+	else if ((t->bev = bufferevent_socket_new(s->srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		close(fd);
+	if (t->bev == NULL) {
 		finish(t, R_425_CANT_OPEN_DATA, "Cannot open data connection: out of memory.");
 		return;
 	}
@@ -342,13 +420,21 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		bufferevent_setwatermark(t->bev, EV_READ, 0, IN_HIGH);
 		bufferevent_setcb(t->bev, on_read, NULL, on_event, t);
 		bufferevent_enable(t->bev, EV_READ);
-		bufferevent_disable(t->bev, EV_WRITE);
+		/* TLS writes during the handshake and for the close_notify. */
+		if (t->tls)
+			bufferevent_enable(t->bev, EV_WRITE);
+		else
+			bufferevent_disable(t->bev, EV_WRITE);
 		return;
 	}
 	bufferevent_setwatermark(t->bev, EV_WRITE, OUT_LOW, 0);
-	bufferevent_setcb(t->bev, NULL, on_write, on_event, t);
+	bufferevent_setcb(t->bev, t->tls ? discard_input : NULL, on_write, on_event, t);
 	bufferevent_enable(t->bev, EV_WRITE);
-	bufferevent_disable(t->bev, EV_READ);
+	/* A TLS download still reads: the handshake, and the client's close_notify. */
+	if (t->tls)
+		bufferevent_enable(t->bev, EV_READ);
+	else
+		bufferevent_disable(t->bev, EV_READ);
 	fill_output(t);
 }
 
@@ -365,9 +451,11 @@ void transfer_start(struct session *s, struct transfer_spec *spec)
 	}
 	t->s = s;
 	t->spec = *spec;
+	t->tls = (s->flags & SF_PROT_P) && s->srv->tls != NULL;
 	ascii_init(&t->ascii);
 	if (!t->spec.upload && t->spec.fill == NULL) {
-		t->spec.fill = t->spec.ascii ? fill_file_ascii : fill_file_binary;
+		t->spec.fill = t->spec.ascii ? fill_file_ascii
+					      : t->tls ? fill_file_read : fill_file_binary;
 		t->spec.fill_ctx = t;
 	}
 	t->passive = data_is_passive(s);

@@ -21,7 +21,10 @@
 #include "server/data.h"
 #include "server/ipc.h"
 #include "server/log.h"
+#include "server/sandbox.h"
 #include "server/session.h"
+#include "server/throttle.h"
+#include "server/tls_files.h"
 #include "server/users.h"
 
 struct worker {
@@ -119,7 +122,7 @@ static void on_channel(evutil_socket_t fd, short what, void *arg)
 				worker_session_ended(&w->srv, m.id);
 				break;
 			}
-			session_new(&w->srv, cfd, m.id);
+			session_new(&w->srv, cfd, m.id, (m.flags & IPC_F_IMPLICIT_TLS) != 0);
 			cfd = -1;
 			break;
 		case IPC_PASV_PORT: {
@@ -134,6 +137,18 @@ static void on_channel(evutil_socket_t fd, short what, void *arg)
 				data_passive_connected(s, &m, cfd);
 				cfd = -1;
 			}
+			break;
+		}
+		case IPC_LOGIN_DELAY: {
+			struct session *s = session_find(&w->srv, m.id);
+			if (s != NULL)
+				login_delay_decided(s, m.seq);
+			break;
+		}
+		case IPC_CLOSE_UNAUTH: {
+			struct session *s = session_find(&w->srv, m.id);
+			if (s != NULL)
+				login_closed_by_master(s, m.err == EACCES);
 			break;
 		}
 		case IPC_DRAIN:
@@ -164,6 +179,26 @@ static int read_config(int fd, struct config *cfg)
 		n = recv(fd, cfg, sizeof(*cfg), 0);
 	} while (n < 0 && errno == EINTR);
 	return n == (ssize_t)sizeof(*cfg) ? 0 : -1;
+}
+
+/* The master's snapshot of the certificate files becomes this worker's TLS context. */
+static int load_tls(struct server *srv, int fd)
+{
+	struct tls_files_map map;
+	int rc = tls_files_map(fd, &map);
+	if (rc < 0) {
+		log_error("cannot read the TLS files from the master: %s", strerror(-rc));
+		return -1;
+	}
+	char err[256];
+	srv->tls = tls_server_new(&map.pem, err, sizeof(err));
+	tls_files_unmap(&map);
+	close(fd); /* the key is in the context now; no second copy stays reachable */
+	if (srv->tls == NULL) {
+		log_error("TLS: %s", err);
+		return -1;
+	}
+	return 0;
 }
 
 int worker_main(const struct worker_fds *fds, int index)
@@ -200,6 +235,15 @@ int worker_main(const struct worker_fds *fds, int index)
 
 	srv->base = event_base_new();
 	if (srv->base == NULL)
+		return 1;
+	if (fds->tls >= 0 && load_tls(srv, fds->tls) < 0)
+		return 1;
+	/*
+	 * From here on only what the sandbox allows (sandbox.c): everything the worker opens
+	 * for its whole life must be open by now.  Before the password thread starts, so that
+	 * Landlock confines that thread too.
+	 */
+	if (sandbox_worker(srv) < 0)
 		return 1;
 	srv->auth = auth_pool_new(srv->base, w->users);
 	if (srv->auth == NULL)

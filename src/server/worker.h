@@ -17,6 +17,7 @@ struct worker_fds {
 	int xferlog;  /* transfer log */
 	int root;     /* anonymous root, O_PATH */
 	int users;    /* sealed snapshot of the users file */
+	int tls;      /* sealed snapshot of the TLS files (tls_files.h) */
 };
 
 /*

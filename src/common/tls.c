@@ -1,0 +1,333 @@
+/*
+ * tls.c: every OpenSSL call of ferry.  See tls.h.
+ */
+#include "common/tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "common/buf.h"
+
+/* TLS 1.2 suites with forward secrecy and AEAD; TLS 1.3 has only such suites. */
+#define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!SHA1"
+/*
+ * Sessions live as long as a long control connection: a data connection opened hours
+ * after the login must still resume, or require_reuse would refuse it.
+ */
+#define SESSION_LIFETIME (24 * 3600)
+
+struct tls_ctx {
+	SSL_CTX *ssl;
+};
+
+static void set_error(char *err, size_t errsz, const char *what)
+{
+	unsigned long e = ERR_get_error();
+	char detail[256] = "";
+	if (e != 0)
+		ERR_error_string_n(e, detail, sizeof(detail));
+	snprintf(err, errsz, "%s%s%s", what, detail[0] ? ": " : "", detail);
+	ERR_clear_error();
+}
+
+static BIO *pem_bio(const char *p, size_t n)
+{
+	return BIO_new_mem_buf(p, n > (size_t)INT32_MAX ? INT32_MAX : (int)n);
+}
+
+/* The leaf certificate, then every further certificate as the chain. */
+static int load_certs(SSL_CTX *c, const char *p, size_t n, bool leaf_first, char *err,
+		      size_t errsz)
+{
+	BIO *b = pem_bio(p, n);
+	if (b == NULL) {
+		set_error(err, errsz, "out of memory");
+		return -1;
+	}
+	int rc = 0;
+	if (leaf_first) {
+		X509 *leaf = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
+		if (leaf == NULL || SSL_CTX_use_certificate(c, leaf) != 1) {
+			set_error(err, errsz, "tls_cert: no usable certificate");
+			rc = -1;
+		}
+		X509_free(leaf);
+	}
+	X509 *x;
+	while (rc == 0 && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(c, x) != 1) {
+			X509_free(x);
+			set_error(err, errsz, "certificate chain");
+			rc = -1;
+		}
+	}
+	ERR_clear_error(); /* the end of the PEM text reads as an error */
+	BIO_free(b);
+	return rc;
+}
+
+static int load_key(SSL_CTX *c, const char *p, size_t n, char *err, size_t errsz)
+{
+	BIO *b = pem_bio(p, n);
+	EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	int rc = 0;
+	if (k == NULL || SSL_CTX_use_PrivateKey(c, k) != 1) {
+		set_error(err, errsz, "tls_key: no usable private key");
+		rc = -1;
+	} else if (SSL_CTX_check_private_key(c) != 1) {
+		set_error(err, errsz, "tls_key does not match tls_cert");
+		rc = -1;
+	}
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+static int load_client_ca(SSL_CTX *c, const char *p, size_t n, char *err, size_t errsz)
+{
+	BIO *b = pem_bio(p, n);
+	if (b == NULL) {
+		set_error(err, errsz, "out of memory");
+		return -1;
+	}
+	X509_STORE *store = SSL_CTX_get_cert_store(c);
+	unsigned count = 0;
+	X509 *x;
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_cert(store, x) == 1)
+			count++;
+		SSL_CTX_add_client_CA(c, x);
+		X509_free(x);
+	}
+	ERR_clear_error();
+	BIO_free(b);
+	if (count == 0) {
+		snprintf(err, errsz, "tls_client_ca: no certificate in it");
+		return -1;
+	}
+	/* Asked for, not demanded: a client without a certificate may use a password. */
+	SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+	return 0;
+}
+
+/* ALPN (RFC 7301): "ftp" if the client offers it; otherwise carry on without ALPN. */
+static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char ours[] = { 3, 'f', 't', 'p' };
+	unsigned char *sel;
+	if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours), in, inlen) ==
+	    OPENSSL_NPN_NEGOTIATED) {
+		*out = sel;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	return SSL_TLSEXT_ERR_NOACK;
+}
+
+struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errsz)
+{
+	if (pem->cert == NULL || pem->cert_len == 0) {
+		snprintf(err, errsz, "no certificate");
+		return NULL;
+	}
+	struct tls_ctx *t = calloc(1, sizeof(*t));
+	SSL_CTX *c = t != NULL ? SSL_CTX_new(TLS_server_method()) : NULL;
+	if (c == NULL) {
+		set_error(err, errsz, "cannot create a TLS context");
+		free(t);
+		return NULL;
+	}
+	t->ssl = c;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+				       SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_timeout(c, SESSION_LIFETIME);
+	SSL_CTX_set_dh_auto(c, 1);
+	SSL_CTX_set_alpn_select_cb(c, select_alpn, NULL);
+	static const unsigned char default_ctx[] = "ferryd";
+	SSL_CTX_set_session_id_context(c, default_ctx, sizeof(default_ctx) - 1);
+	if (SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) != 1) {
+		set_error(err, errsz, "cipher list");
+		goto fail;
+	}
+	if (load_certs(c, pem->cert, pem->cert_len, true, err, errsz) < 0)
+		goto fail;
+	if (pem->chain != NULL && pem->chain_len > 0 &&
+	    load_certs(c, pem->chain, pem->chain_len, false, err, errsz) < 0)
+		goto fail;
+	if (pem->key != NULL && pem->key_len > 0) {
+		if (load_key(c, pem->key, pem->key_len, err, errsz) < 0)
+			goto fail;
+	} else if (load_key(c, pem->cert, pem->cert_len, err, errsz) < 0) {
+		goto fail;
+	}
+	if (pem->client_ca != NULL && pem->client_ca_len > 0 &&
+	    load_client_ca(c, pem->client_ca, pem->client_ca_len, err, errsz) < 0)
+		goto fail;
+	return t;
+fail:
+	tls_ctx_free(t);
+	return NULL;
+}
+
+void tls_ctx_free(struct tls_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	SSL_CTX_free(ctx->ssl);
+	free(ctx);
+}
+
+void tls_id_new(struct tls_id *id)
+{
+	if (RAND_bytes(id->bytes, sizeof(id->bytes)) != 1) {
+		/* Never share an identity between control connections: abort rather. */
+		abort();
+	}
+}
+
+static SSL *new_ssl(struct tls_ctx *ctx, const struct tls_id *id)
+{
+	SSL *ssl = SSL_new(ctx->ssl);
+	if (ssl == NULL)
+		return NULL;
+	if (SSL_set_session_id_context(ssl, id->bytes, sizeof(id->bytes)) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+struct bufferevent *tls_filter_accept(struct tls_ctx *ctx, struct bufferevent *under,
+				      const struct tls_id *id)
+{
+	SSL *ssl = new_ssl(ctx, id);
+	if (ssl == NULL)
+		return NULL;
+	/* Not BEV_OPT_CLOSE_ON_FREE: under stays the caller's (CCC, and the final flush). */
+	struct bufferevent *b = bufferevent_openssl_filter_new(
+		bufferevent_get_base(under), under, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (b == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
+	return b;
+}
+
+void tls_shutdown(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+void tls_release(struct bufferevent *filter)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(filter);
+	if (ssl != NULL && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
+		SSL_shutdown(ssl); /* the close_notify goes into the underlying output */
+	bufferevent_free(filter);
+	SSL_free(ssl);
+	ERR_clear_error();
+}
+
+struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
+				      const struct tls_id *id)
+{
+	SSL *ssl = new_ssl(ctx, id);
+	if (ssl == NULL) {
+		close(fd);
+		return NULL;
+	}
+	struct bufferevent *b = bufferevent_openssl_socket_new(base, fd, ssl,
+							       BUFFEREVENT_SSL_ACCEPTING,
+							       BEV_OPT_CLOSE_ON_FREE);
+	if (b == NULL) {
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
+	/* Many clients end data connections without a close_notify; the FTP reply tells. */
+	bufferevent_openssl_set_allow_dirty_shutdown(b, 1);
+	return b;
+}
+
+void tls_close(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	/* Clients such as Python's ftplib wait for it before they read the final reply. */
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl);
+	ERR_clear_error();
+	bufferevent_free(bev);
+}
+
+bool tls_resumed(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl != NULL && SSL_session_reused(ssl) == 1;
+}
+
+bool tls_peer_cn(struct bufferevent *bev, char *out, size_t outsz)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl == NULL || outsz == 0)
+		return false;
+	X509 *peer = SSL_get1_peer_certificate(ssl);
+	if (peer == NULL)
+		return false;
+	bool ok = false;
+	if (SSL_get_verify_result(ssl) == X509_V_OK) {
+		X509_NAME *name = X509_get_subject_name(peer);
+		int i = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+		X509_NAME_ENTRY *e = i >= 0 ? X509_NAME_get_entry(name, i) : NULL;
+		ASN1_STRING *d = e != NULL ? X509_NAME_ENTRY_get_data(e) : NULL;
+		unsigned char *utf8 = NULL;
+		int n = d != NULL ? ASN1_STRING_to_UTF8(&utf8, d) : -1;
+		/* A name with a NUL in it is a forgery attempt, not a user. */
+		if (n > 0 && (size_t)n < outsz && memchr(utf8, '\0', (size_t)n) == NULL) {
+			memcpy(out, utf8, (size_t)n);
+			out[n] = '\0';
+			ok = true;
+		}
+		OPENSSL_free(utf8);
+	}
+	X509_free(peer);
+	return ok;
+}
+
+void tls_describe(struct bufferevent *bev, char *out, size_t outsz)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl == NULL) {
+		snprintf(out, outsz, "no TLS");
+		return;
+	}
+	snprintf(out, outsz, "%s %s%s", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+		 SSL_session_reused(ssl) ? " resumed" : "");
+}
+
+void tls_last_error(struct bufferevent *bev, char *out, size_t outsz)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	if (e == 0) {
+		snprintf(out, outsz, "connection closed");
+		return;
+	}
+	ERR_error_string_n(e, out, outsz);
+	while (bufferevent_get_openssl_error(bev) != 0)
+		;
+}

@@ -1,0 +1,86 @@
+/*
+ * tls.h: TLS as a transport, the only place that sees OpenSSL.
+ *
+ * Protocol code asks for a TLS bufferevent in place of a plain one and otherwise reads
+ * and writes as before (STYLE.md item 10).  TLS 1.2 and 1.3 only, forward-secret AEAD
+ * ciphers, no renegotiation, no compression; ALPN "ftp" is accepted.
+ *
+ * Data connections must resume the TLS session of their control connection (RFC 4217
+ * s.10.2), or a third party that races for the data port could take the transfer.  Each
+ * control connection gets a random tls_id, used as OpenSSL's session id context on the
+ * control connection and on its data connections: OpenSSL resumes a session (from the
+ * session cache or a ticket, TLS 1.2 or 1.3, whichever ticket of several) only when its
+ * context matches, so tls_resumed() on a data connection means "resumed a session of this
+ * very control connection".
+ */
+#ifndef FERRY_COMMON_TLS_H
+#define FERRY_COMMON_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+struct tls_ctx;
+
+/* A control connection's identity, shared with its data connections. */
+struct tls_id {
+	unsigned char bytes[32];
+};
+
+/* PEM texts (need not be NUL-terminated); a NULL or empty member is absent. */
+struct tls_pem {
+	const char *cert;      /* the certificate, optionally followed by its chain */
+	size_t cert_len;
+	const char *key;       /* its key; absent: the key is in cert */
+	size_t key_len;
+	const char *chain;     /* more intermediate certificates */
+	size_t chain_len;
+	const char *client_ca; /* present: ask for client certificates, verified with these */
+	size_t client_ca_len;
+};
+
+/*
+ * A server context from PEM texts.  Returns NULL with a reason in err (the certificate
+ * does not parse, the key does not match, ...).  Freed with tls_ctx_free().
+ */
+struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errsz);
+void tls_ctx_free(struct tls_ctx *ctx);
+
+/* A fresh random identity for a control connection. */
+void tls_id_new(struct tls_id *id);
+
+/*
+ * Start TLS as the server over under (a plain bufferevent whose connection carries the
+ * handshake next).  Returns a bufferevent that reads and writes clear text; under stays
+ * the caller's and must outlive it (tls_release() ends the TLS layer, the caller then
+ * frees under).  NULL on failure.
+ */
+struct bufferevent *tls_filter_accept(struct tls_ctx *ctx, struct bufferevent *under,
+				      const struct tls_id *id);
+/* Queue a close_notify on a TLS bufferevent, keeping it (CCC waits for the client's). */
+void tls_shutdown(struct bufferevent *bev);
+/* End the TLS layer made by tls_filter_accept: queue a close_notify, free the layer. */
+void tls_release(struct bufferevent *filter);
+
+/*
+ * TLS as the server directly on a connected socket (data connections): the bufferevent
+ * owns fd and closes it when freed (after a close_notify: see tls_close()).  NULL (fd
+ * closed) on failure.
+ */
+struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
+				      const struct tls_id *id);
+/* Send a close_notify (best effort), then free a bufferevent of tls_socket_accept. */
+void tls_close(struct bufferevent *bev);
+
+/* After the handshake (BEV_EVENT_CONNECTED): whether it resumed a session of its id. */
+bool tls_resumed(struct bufferevent *bev);
+/* The common name of the client's certificate if one was given and verified. */
+bool tls_peer_cn(struct bufferevent *bev, char *out, size_t outsz);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" and the like, for logs. */
+void tls_describe(struct bufferevent *bev, char *out, size_t outsz);
+/* Why the last TLS operation on bev failed, for logs ("" if unknown). */
+void tls_last_error(struct bufferevent *bev, char *out, size_t outsz);
+
+#endif

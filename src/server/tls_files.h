@@ -1,0 +1,40 @@
+/*
+ * tls_files.h: the certificate, key, chain and client CA files, as workers get them.
+ *
+ * The key is usually readable by root alone, and workers run unprivileged and sandboxed,
+ * so the master reads the files (at start-up with the privileges it starts with, at
+ * SIGHUP as `user`) into one sealed memory file that workers map read-only, the way the
+ * users file reaches them.  Layout: four little-endian 64-bit lengths (cert, key, chain,
+ * client CA), then the four texts.
+ */
+#ifndef FERRY_SERVER_TLS_FILES_H
+#define FERRY_SERVER_TLS_FILES_H
+
+#include <stddef.h>
+
+#include "common/tls.h"
+#include "server/config.h"
+
+/*
+ * Snapshot the TLS files of cfg.  Returns the memory file's descriptor, or -errno with
+ * the configuration key of the file that failed in *what.
+ */
+int tls_files_snapshot(const struct config *cfg, const char **what);
+
+/*
+ * Snapshot the TLS files and check them (they parse, the key matches): the snapshot's
+ * descriptor, or -1 with a message ("tls_key: ...") in err.
+ */
+int tls_files_load(const struct config *cfg, char *err, size_t errsz);
+
+struct tls_files_map {
+	void *base;
+	size_t len;
+	struct tls_pem pem;   /* points into the mapping */
+};
+/* Map a snapshot.  Returns 0 or -errno (-EINVAL for a malformed one). */
+int tls_files_map(int fd, struct tls_files_map *m);
+/* Unmap (wiping is the kernel's business: the pages are the memory file's). */
+void tls_files_unmap(struct tls_files_map *m);
+
+#endif
