@@ -6,13 +6,12 @@ Clients come from several loopback addresses (127.0.0.x, the client socket bound
 one address can be banned or flooding while another is served."""
 
 import select
-import socket
 import time
 
 import pytest
 
 from conftest import User
-from ftpwire import Control, ConnectionClosed, can_bind, wait_until, write_file
+from ftpwire import Control, can_bind, wait_until, write_file
 
 SOURCES = [f"127.0.0.{i}" for i in range(1, 8)]
 

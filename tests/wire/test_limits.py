@@ -237,7 +237,8 @@ def test_data_timeout_on_a_stalled_download(start_ferryd):
 
 def test_many_idle_sessions(start_ferryd):
     """A few hundred open sessions cost the server nothing and all stay usable."""
-    srv = start_ferryd("--max-sessions", "1000", "--max-sessions-per-ip", "1000")
+    srv = start_ferryd("--max-sessions", "1000", "--max-sessions-per-ip", "1000",
+                       "--max-unauthenticated", "1000")
     conns = []
     try:
         for _ in range(300):

@@ -200,7 +200,7 @@ N_LOGINS = 32
 def test_password_checks_do_not_stall_other_sessions(start_ferryd, tmp_path):
     """Password checks queued on a worker must not delay a NOOP on the same worker's loop."""
     home = tmp_path / "alice"
-    srv = start_ferryd("--workers", "1", "--login-failure-delay", "0", "--max-login-failures", "100",
+    srv = start_ferryd("--workers", "1", "--login-failure-delay", "0", "--max-login-failures", "100", "--ban-after", "0",
                        users=[User("alice", "secret", str(home), "read")])
     pw_file = (tmp_path / "users1")
     # Use the server's own hashing (yescrypt by default) so the checks cost what they cost.
