@@ -234,14 +234,41 @@ void tls_shutdown(struct bufferevent *bev)
 	ERR_clear_error();
 }
 
+static void free_ssl_later(evutil_socket_t fd, short what, void *arg)
+{
+	SSL_free(arg);
+}
+
 void tls_release(struct bufferevent *filter)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(filter);
+	struct event_base *base = bufferevent_get_base(filter);
 	if (ssl != NULL && SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN))
 		SSL_shutdown(ssl); /* the close_notify goes into the underlying output */
 	bufferevent_free(filter);
-	SSL_free(ssl);
 	ERR_clear_error();
+	if (ssl == NULL)
+		return;
+	/*
+	 * Called from the filter's own callbacks, the bufferevent is freed only once they
+	 * return, and libevent still asks the SSL object about pending bytes then: free it
+	 * on the next turn of the loop (the owner of the loop runs it once more at exit).
+	 */
+	const struct timeval now = { 0, 0 };
+	if (event_base_once(base, -1, EV_TIMEOUT, free_ssl_later, ssl, &now) < 0)
+		SSL_free(ssl);
+}
+
+bool tls_handshake_done(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl != NULL && SSL_is_init_finished(ssl);
+}
+
+bool tls_peer_closed_cleanly(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl != NULL && (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN);
 }
 
 struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
@@ -252,6 +279,12 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 		close(fd);
 		return NULL;
 	}
+	/*
+	 * A data connection only ever resumes its control connection's session, so it needs
+	 * no tickets of its own; and a TLS 1.3 ticket that an uploading client never reads
+	 * makes its kernel answer the close with a reset, losing the end of the upload.
+	 */
+	SSL_set_num_tickets(ssl, 0);
 	struct bufferevent *b = bufferevent_openssl_socket_new(base, fd, ssl,
 							       BUFFEREVENT_SSL_ACCEPTING,
 							       BEV_OPT_CLOSE_ON_FREE);

@@ -74,6 +74,10 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 /* Send a close_notify (best effort), then free a bufferevent of tls_socket_accept. */
 void tls_close(struct bufferevent *bev);
 
+/* Whether the handshake is over (before it, nothing written gets out). */
+bool tls_handshake_done(struct bufferevent *bev);
+/* At EOF: whether the peer sent a close_notify (a clean end, not a cut). */
+bool tls_peer_closed_cleanly(struct bufferevent *bev);
 /* After the handshake (BEV_EVENT_CONNECTED): whether it resumed a session of its id. */
 bool tls_resumed(struct bufferevent *bev);
 /* The common name of the client's certificate if one was given and verified. */

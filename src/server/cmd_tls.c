@@ -113,7 +113,8 @@ bool tls_login_allowed(struct session *s, bool anonymous)
 
 bool tls_transfer_allowed(struct session *s)
 {
-	if ((s->flags & SF_TLS) && !(s->flags & SF_PROT_P) &&
+	/* SF_TLS_USED, not SF_TLS: CCC clears the control connection, not the rule. */
+	if ((s->flags & SF_TLS_USED) && !(s->flags & SF_PROT_P) &&
 	    s->srv->cfg->tls_data == TLS_DATA_REQUIRED) {
 		session_reply(s, R_521_PROT_REFUSED,
 			      "Data connections must be protected here: send PBSZ 0 and PROT P.");

@@ -35,6 +35,8 @@
 /* Bytes of unread input kept per session (pipelining); the socket holds the rest. */
 #define CTL_IN_HIGH (64 * 1024)
 #define REPLY_MAX (1024 * 1024)
+/* A closing session whose last replies cannot leave (a client that does not read) goes. */
+#define CLOSE_FLUSH_SECONDS 10
 
 static void process_input(struct session *s);
 
@@ -115,7 +117,11 @@ void session_close_after_flush(struct session *s, const char *why)
 	transfer_free(s);
 	data_free(s);
 	bufferevent_disable(s->ctl, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->ctl)) == 0)
+	struct timeval tv = { .tv_sec = CLOSE_FLUSH_SECONDS, .tv_usec = 0 };
+	evtimer_add(s->timer, &tv);
+	/* Before the handshake no reply can get through TLS: give up on them. */
+	if (evbuffer_get_length(bufferevent_get_output(s->ctl)) == 0 ||
+	    (s->ctl != s->sock && !tls_handshake_done(s->ctl)))
 		close_when_flushed(s);
 }
 
@@ -229,6 +235,10 @@ void session_touch(struct session *s)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
+	if (s->flags & SF_CLOSING) {
+		session_close(s, s->close_why);
+		return;
+	}
 	if (s->xfer != NULL) {
 		/* A running transfer has its own time-out; the session is not idle. */
 		session_touch(s);
@@ -379,11 +389,18 @@ static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
 		end_tls_layer(s);
 		return;
 	}
-	if ((what & BEV_EVENT_ERROR) && s->ctl != s->sock) {
+	if ((what & BEV_EVENT_ERROR) && s->ctl != s->sock && !(s->flags & SF_CLOSING)) {
 		char why[256];
 		tls_last_error(s->ctl, why, sizeof(why));
 		log_info("session %llu: TLS on the control connection: %s", (unsigned long long)s->id,
 			 why);
+		/* Let the alert that OpenSSL queued reach the client (protocol_version, ...). */
+		str_copy(s->close_why, sizeof(s->close_why), "TLS error");
+		s->flags |= SF_CLOSING;
+		struct timeval tv = { .tv_sec = CLOSE_FLUSH_SECONDS, .tv_usec = 0 };
+		evtimer_add(s->timer, &tv);
+		close_when_flushed(s);
+		return;
 	}
 	if (transfer_outlives_control(s)) {
 		/*
@@ -411,7 +428,7 @@ int session_start_tls(struct session *s)
 	if (f == NULL)
 		return -1;
 	s->ctl = f;
-	s->flags |= SF_TLS;
+	s->flags |= SF_TLS | SF_TLS_USED;
 	bufferevent_setcb(f, on_ctl_read, on_ctl_write, on_ctl_event, s);
 	bufferevent_setwatermark(f, EV_READ, 0, CTL_IN_HIGH);
 	bufferevent_enable(f, EV_READ | EV_WRITE);

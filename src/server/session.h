@@ -64,6 +64,7 @@ enum session_flags {
 	SF_PBSZ = 1 << 12,          /* PBSZ was given (PROT may follow) */
 	SF_PROT_P = 1 << 13,        /* data connections are protected (PROT P) */
 	SF_CCC = 1 << 14,           /* CCC: waiting for the TLS layer to end */
+	SF_TLS_USED = 1 << 15,      /* AUTH TLS or implicit TLS happened (stays after CCC) */
 };
 
 struct session {

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -319,11 +321,43 @@ static void upload_done(struct transfer *t)
 }
 
 /*
+ * STOR cuts the file only once the data connection is really the client's: a STOR whose
+ * data connection fails, or is refused, must not destroy the old file.  Returns -1 after
+ * finishing the transfer with an error.
+ */
+static int truncate_for_store(struct transfer *t)
+{
+	if (!t->spec.truncate || ftruncate(t->spec.file_fd, (off_t)t->spec.offset) == 0)
+		return 0;
+	char text[160];
+	snprintf(text, sizeof(text), "Cannot write the file: %s.", strerror(errno));
+	finish(t, R_451_LOCAL_ERROR, text);
+	return -1;
+}
+
+/*
+ * An upload over TLS ends with the client's close_notify, or at least with a FIN: libevent
+ * reports a reset as an end too (dirty shutdowns are allowed, since many clients skip the
+ * close_notify), so the TCP state tells a cut connection from a closed one.
+ */
+static bool tls_upload_ended(struct transfer *t)
+{
+	if (tls_peer_closed_cleanly(t->bev))
+		return true;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int fd = bufferevent_getfd(t->bev);
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return false;
+	return ti.tcpi_state == TCP_CLOSE_WAIT;
+}
+
+/*
  * The TLS handshake of a data connection is over.  It must have resumed the session of
  * this control connection (tls.h): otherwise whoever connected is not the client that
  * logged in, or a client that forgets its session; either way, no byte moves.
  */
-static void tls_handshake_done(struct transfer *t)
+static void data_handshake_done(struct transfer *t)
 {
 	struct session *s = t->s;
 	if (s->srv->cfg->tls_require_reuse && !tls_resumed(t->bev)) {
@@ -337,6 +371,8 @@ static void tls_handshake_done(struct transfer *t)
 	}
 	t->verified = true;
 	if (t->spec.upload) {
+		if (truncate_for_store(t) < 0)
+			return;
 		on_read(t->bev, t); /* anything that came with the handshake */
 		return;
 	}
@@ -348,7 +384,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	struct transfer *t = arg;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (t->tls)
-			tls_handshake_done(t);
+			data_handshake_done(t);
 		return;
 	}
 	if (t->tls && !t->verified) {
@@ -361,7 +397,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		finish(t, R_522_TLS_REFUSED, text);
 		return;
 	}
-	if (t->spec.upload && (what & BEV_EVENT_EOF)) {
+	if (t->spec.upload && (what & BEV_EVENT_EOF) && (!t->tls || tls_upload_ended(t))) {
 		upload_done(t);
 		return;
 	}
@@ -399,15 +435,9 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		finish(t, R_425_CANT_OPEN_DATA, "Cannot open data connection: out of memory.");
 		return;
 	}
-	/* Only now: a STOR whose data connection fails must not destroy the old file. */
-	if (t->spec.truncate && ftruncate(t->spec.file_fd, (off_t)t->spec.offset) < 0) {
-		char text[160];
-		snprintf(text, sizeof(text), "Cannot write the file: %s.", strerror(errno));
-		bufferevent_free(t->bev);
-		t->bev = NULL;
-		finish(t, R_451_LOCAL_ERROR, text);
+	/* Over TLS only once the handshake has passed the reuse rule (data_handshake_done). */
+	if (!t->tls && truncate_for_store(t) < 0)
 		return;
-	}
 	t->connected = true;
 	clock_gettime(CLOCK_MONOTONIC, &t->start);
 	session_reply(s, R_150_OPENING_DATA, t->spec.opening);

@@ -260,6 +260,9 @@ int worker_main(const struct worker_fds *fds, int index)
 	struct session *s;
 	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
 		session_close(s, "worker exit");
+	/* TLS objects are freed by callbacks deferred to the next turn of the loop (tls.c). */
+	event_base_loop(srv->base, EVLOOP_NONBLOCK);
+	tls_ctx_free(srv->tls);
 	auth_pool_free(srv->auth);
 	event_free(w->chan_ev);
 	event_free(w->sigterm_ev);

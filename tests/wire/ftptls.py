@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ftpwire
-from ftpwire import Control, Reply, recv_all, track
+from ftpwire import Control, recv_all, track
 
 TIMEOUT = 5.0
 SAME = object()          # transfer(session=SAME): the control connection's current session
 
 # TLS handshake message type and alert numbers, for SSLContext._msg_callback.
+HANDSHAKE = 22
+ALERT = 21
 NEW_SESSION_TICKET = 4
 ALERT_PROTOCOL_VERSION = 70
 
@@ -145,10 +147,10 @@ class TicketCounter:
 
         def cb(conn, direction, version, content_type, msg_type, data):
             try:
-                if direction == "read" and content_type == ssl._TLSContentType.HANDSHAKE \
-                        and msg_type == ssl._TLSMessageType.NEW_SESSION_TICKET:
+                if direction == "read" and int(content_type) == HANDSHAKE \
+                        and int(msg_type) == NEW_SESSION_TICKET:
                     self.tickets[id(conn)] = self.tickets.get(id(conn), 0) + 1
-                if direction == "read" and content_type == ssl._TLSContentType.ALERT and len(data) >= 2:
+                if direction == "read" and int(content_type) == ALERT and len(data) >= 2:
                     self.alerts_in.append(data[1])
             except Exception:       # never break a handshake from a debugging hook
                 pass
