@@ -4,6 +4,7 @@
  *
  *   1. capabilities: none in any set (the port-20 helper keeps CAP_NET_BIND_SERVICE);
  *   2. no_new_privs: no execve can grant privileges again (set-user-ID, file capabilities);
+ *      workers and the helper are also made non-dumpable;
  *   3. Landlock (raw system calls, the best ABI the kernel offers): file access only beneath
  *      the data roots, with the rights their users' permissions need; no signals to, and no
  *      abstract sockets of, processes outside the sandbox;
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/capability.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -88,9 +90,17 @@ static int clear_capabilities(cap_value_t keep)
 	return rc;
 }
 
-static int set_no_new_privs(void)
+/*
+ * no_new_privs, and not dumpable: no core file, and no other process of the same user
+ * (the default `nobody` is often shared) may ptrace us or read our memory through /proc.
+ */
+static int set_no_new_privs(bool dumpable)
 {
-	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (!dumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		return -errno;
+	return 0;
 }
 
 /* Landlock and seccomp confine one thread and the ones it creates later: be alone. */
@@ -220,9 +230,37 @@ static int ll_enforce(int ruleset)
 
 static void ll_unavailable(const char *who)
 {
-	log_warn("%s: the kernel has no Landlock: file access is confined by openat2 only "
+	log_warn("%s: the kernel has no Landlock: file access is not restricted by the kernel "
 		 "(the other sandbox layers apply)", who);
 }
+
+#ifdef FERRY_SANITIZED
+/*
+ * Only in the sanitizer build: LeakSanitizer reads /proc/PID/task and /proc/PID/maps, and
+ * reports are symbolized from the executable and the libraries (read, never written or
+ * executed).
+ */
+static int ll_sanitizer_rules(int rs, uint64_t fs)
+{
+	static const struct {
+		const char *path;
+		uint64_t rights;
+	} extra[] = {
+		{ "/proc", LL_FS_READ },
+		{ "/proc/self/exe", LANDLOCK_ACCESS_FS_READ_FILE },
+		{ "/usr/lib", LANDLOCK_ACCESS_FS_READ_FILE },
+	};
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		int fd = open(extra[i].path, O_PATH | O_CLOEXEC);
+		int rc = fd < 0 ? -errno : ll_add_dir(rs, fd, extra[i].rights & fs);
+		if (fd >= 0)
+			close(fd);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+#endif
 
 static int landlock_worker(const struct server *srv)
 {
@@ -256,13 +294,8 @@ static int landlock_worker(const struct server *srv)
 		n_roots++;
 	}
 #ifdef FERRY_SANITIZED
-	/* LeakSanitizer reads /proc/PID/task and maps; reports read maps. */
-	if (rc == 0) {
-		int proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-		rc = proc < 0 ? -errno : ll_add_dir(rs, proc, LL_FS_READ & fs);
-		if (proc >= 0)
-			close(proc);
-	}
+	if (rc == 0)
+		rc = ll_sanitizer_rules(rs, fs);
 #endif
 	if (rc < 0) {
 		close(rs);
@@ -309,30 +342,25 @@ static int landlock_port20(void)
  * docs/security.md.  Calls with arguments worth checking are in worker_rules().
  */
 static const int worker_calls[] = {
-	/* descriptors and sockets */
+	/* descriptors and sockets (socket and ioctl: worker_rules) */
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
-	SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
-	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(sendfile), SCMP_SYS(splice),
-	SCMP_SYS(close), SCMP_SYS(dup), SCMP_SYS(dup3), SCMP_SYS(fcntl), SCMP_SYS(pipe2),
-	SCMP_SYS(lseek), SCMP_SYS(shutdown), SCMP_SYS(connect), SCMP_SYS(bind),
+	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(sendfile), SCMP_SYS(close),
+	SCMP_SYS(fcntl), SCMP_SYS(pipe2), SCMP_SYS(lseek), SCMP_SYS(connect), SCMP_SYS(bind),
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(getsockname),
 	SCMP_SYS(getpeername),
-	/* the event loop, time */
-	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(poll),
-	SCMP_SYS(ppoll), SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday),
-	SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(getrandom),
-	/* files, always relative to a root descriptor (vfs.c) */
-	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
-	SCMP_SYS(statx), SCMP_SYS(getdents64), SCMP_SYS(mkdirat), SCMP_SYS(unlinkat),
-	SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(utimensat), SCMP_SYS(ftruncate),
-	SCMP_SYS(fsync), SCMP_SYS(fdatasync),
-	/* memory (PROT_EXEC is refused in worker_rules) */
-	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(madvise),
-	/* signals, threads, exit */
+	/* the event loop and time (the clocks are system calls only where the vDSO is not) */
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_ctl), SCMP_SYS(getrandom),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(time),
+	/* files, always relative to a root descriptor (vfs.c); fstat for older C libraries */
+	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
+	SCMP_SYS(getdents64), SCMP_SYS(mkdirat), SCMP_SYS(unlinkat), SCMP_SYS(renameat),
+	SCMP_SYS(utimensat), SCMP_SYS(ftruncate),
+	/* memory (mmap, mprotect: allow_memory); mremap for realloc of a large block */
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(mremap),
+	/* signals, the password thread (clone: worker_rules), abort() (tgkill: self only), exit */
 	SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigreturn),
-	SCMP_SYS(sigaltstack), SCMP_SYS(restart_syscall), SCMP_SYS(futex),
-	SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(sched_yield), SCMP_SYS(getpid),
-	SCMP_SYS(gettid), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(restart_syscall), SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
+	SCMP_SYS(getpid), SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
 static int allow_list(scmp_filter_ctx ctx, const int *calls, size_t n)
@@ -374,8 +402,8 @@ static int allow_self_signals(scmp_filter_ctx ctx)
 #ifdef FERRY_SANITIZED
 /*
  * Only in the sanitizer build (meson -Db_sanitize=...), never in a release: what the ASan,
- * LSan and UBSan runtimes do inside a sandboxed process, found with SCMP_ACT_LOG while the
- * wire suite ran under build-san.  LeakSanitizer's check at exit clones a task that shares
+ * LSan and UBSan runtimes do inside a sandboxed process, found by running the wire suite
+ * under build-san with a logging filter (SCMP_ACT_LOG, read back from the kernel log).  LeakSanitizer's check at exit clones a task that shares
  * our memory (not a thread), which ptraces our threads to stop them and reads
  * /proc/PID/task; reports open files with the raw open(2) and name threads and modules.
  */
@@ -389,6 +417,10 @@ static int sanitizer_rules(scmp_filter_ctx ctx, uint64_t never)
 {
 	int rc = allow_list(ctx, sanitizer_calls,
 			    sizeof(sanitizer_calls) / sizeof(sanitizer_calls[0]));
+	/* isatty(stderr), to colour a report. */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				      SCMP_A1(SCMP_CMP_EQ, TCGETS));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM | never, CLONE_VM));
@@ -434,12 +466,14 @@ static int worker_rules(scmp_filter_ctx ctx)
 	return rc;
 }
 
+/*
+ * The port-20 helper's loop (port20.c helper_main): wait, read a request, make a socket,
+ * bind it to port 20, send it back; calloc of its table; _exit when the master goes.
+ */
 static const int port20_calls[] = {
-	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
-	SCMP_SYS(setsockopt), SCMP_SYS(bind), SCMP_SYS(close), SCMP_SYS(write),
-	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(rt_sigreturn),
-	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(getpid),
-	SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(poll), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(setsockopt),
+	SCMP_SYS(bind), SCMP_SYS(close), SCMP_SYS(brk), SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(restart_syscall), SCMP_SYS(exit_group),
 };
 
 static int port20_rules(scmp_filter_ctx ctx)
@@ -461,12 +495,6 @@ static int port20_rules(scmp_filter_ctx ctx)
 	return rc;
 }
 
-static uint32_t default_action(void)
-{
-	const char *d = getenv("FERRYD_SECCOMP_DISCOVER"); /* TEMPORARY: tracing phase */
-	return d != NULL && d[0] == '1' ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
-}
-
 static int seccomp_apply(const char *who, int (*rules)(scmp_filter_ctx))
 {
 	/* A kernel built without seccomp filters answers EINVAL here. */
@@ -475,7 +503,7 @@ static int seccomp_apply(const char *who, int (*rules)(scmp_filter_ctx))
 			 "sandbox layers apply)", who);
 		return 0;
 	}
-	scmp_filter_ctx ctx = seccomp_init(default_action());
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (ctx == NULL)
 		return -ENOMEM;
 	/* Another architecture's calls (i386 on x86_64) would bypass the rules: kill too. */
@@ -500,7 +528,7 @@ int sandbox_master(void)
 		log_error("cannot empty the capability bounding set: %s", strerror(-rc));
 		return rc;
 	}
-	rc = set_no_new_privs();
+	rc = set_no_new_privs(true);
 	if (rc < 0)
 		log_error("cannot set no_new_privs: %s", strerror(-rc));
 	return rc;
@@ -516,7 +544,7 @@ int sandbox_worker(const struct server *srv)
 	}
 	int rc = clear_capabilities(-1);
 	const char *layer = "capabilities";
-	if (rc == 0 && (rc = set_no_new_privs()) < 0)
+	if (rc == 0 && (rc = set_no_new_privs(false)) < 0)
 		layer = "no_new_privs";
 	if (rc == 0 && (rc = landlock_worker(srv)) < 0)
 		layer = "Landlock";
@@ -531,7 +559,7 @@ int sandbox_port20(void)
 {
 	int rc = clear_capabilities(CAP_NET_BIND_SERVICE);
 	const char *layer = "capabilities";
-	if (rc == 0 && (rc = set_no_new_privs()) < 0)
+	if (rc == 0 && (rc = set_no_new_privs(false)) < 0)
 		layer = "no_new_privs";
 	if (rc == 0 && (rc = landlock_port20()) < 0)
 		layer = "Landlock";

@@ -22,15 +22,16 @@ int sandbox_master(void);
  * A worker, once its configuration, users and event base are ready and before it starts
  * any thread (a thread started earlier would escape Landlock, which confines only the
  * calling thread and those it creates; the function refuses to run with more than one
- * thread).  No capability in any set, no_new_privs, Landlock on the data roots (srv's
- * anonymous root when anonymous logins are on, and the home of every user in srv->users,
- * each with the rights its permissions need), then the seccomp allow-list.  The caller
- * keeps its descriptors.  Returns 0 or -errno (logged).
+ * thread).  No capability in any set, no_new_privs, not dumpable, Landlock on the data
+ * roots (srv's anonymous root when anonymous logins are on, and the home of every user in
+ * srv->users, each with the rights its permissions need), then the seccomp allow-list.
+ * The caller keeps its descriptors.  Returns 0 or -errno (logged).
  */
 int sandbox_worker(const struct server *srv);
 
 /*
- * The port-20 helper, after its drop to the unprivileged user with CAP_NET_BIND_SERVICE:
+ * The port-20 helper, after its drop to the unprivileged user with CAP_NET_BIND_SERVICE
+ * (kept; every other capability cleared), no_new_privs and not dumpable:
  * no file access at all, TCP bind only to port 20 and no connect (Landlock), and a seccomp
  * allow-list of the few calls it makes.  Returns 0 or -errno (logged).
  */
