@@ -28,8 +28,11 @@ void cmd_clnt(struct session *s, const char *arg)
 
 void cmd_quit(struct session *s, const char *arg)
 {
-	if (s->xfer != NULL)
-		transfer_abort(s);
+	if (s->xfer != NULL) {
+		/* RFC 959 s.4.1.1: the transfer finishes, its reply goes out, then 221. */
+		s->flags |= SF_QUIT_PENDING;
+		return;
+	}
 	session_reply(s, R_221_BYE, "Goodbye.");
 	session_close_after_flush(s, "quit");
 }

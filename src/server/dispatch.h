@@ -41,7 +41,7 @@ const struct command *command_find(const char *verb);
 const struct command *command_all(unsigned *n);
 
 /*
- * Whether a line may be handled while a transfer runs (ABOR, STAT, QUIT).  Lines that
+ * Whether a line may be handled while a transfer runs (ABOR, STAT, NOOP, QUIT).  Lines that
  * may not wait in the parser until the transfer ends.
  */
 bool dispatch_during_transfer(const char *line, size_t len);

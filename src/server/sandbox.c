@@ -392,10 +392,10 @@ static int allow_self_signals(scmp_filter_ctx ctx)
 {
 	scmp_datum_t self = (scmp_datum_t)getpid();
 	int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				  SCMP_A0(SCMP_CMP_EQ, self));
+				  SCMP_A0(SCMP_CMP_EQ, self, 0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-				      SCMP_A0(SCMP_CMP_EQ, self));
+				      SCMP_A0(SCMP_CMP_EQ, self, 0));
 	return rc;
 }
 
@@ -420,7 +420,7 @@ static int sanitizer_rules(scmp_filter_ctx ctx, uint64_t never)
 	/* isatty(stderr), to colour a report. */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      SCMP_A1(SCMP_CMP_EQ, TCGETS));
+				      SCMP_A1(SCMP_CMP_EQ, TCGETS, 0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM | never, CLONE_VM));
@@ -438,14 +438,14 @@ static int worker_rules(scmp_filter_ctx ctx)
 	/* Data connections are TCP over IPv4 or IPv6; no other socket family. */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, AF_INET));
+				      SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+				      SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
 	/* libevent asks how much a socket holds before reading it. */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				      SCMP_A1(SCMP_CMP_EQ, FIONREAD));
+				      SCMP_A1(SCMP_CMP_EQ, FIONREAD, 0));
 	/*
 	 * Threads, not processes: the password thread starts after the sandbox (so that it is
 	 * inside Landlock too), and a thread shares everything, namespaces included.  glibc
@@ -488,10 +488,10 @@ static int port20_rules(scmp_filter_ctx ctx)
 		rc = allow_memory(ctx);
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, AF_INET));
+				      SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+				      SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
 	return rc;
 }
 

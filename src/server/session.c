@@ -3,9 +3,9 @@
  * order of commands, time-outs and the end of the session.
  *
  * Commands are answered strictly in order.  While a transfer or a password check runs,
- * the next line waits in the parser (only ABOR, STAT and QUIT are taken during a transfer),
- * and input is not read further, so pipelined commands cost no memory beyond the socket's
- * input watermark.
+ * the next line waits in the parser (only ABOR, STAT, NOOP and QUIT are taken during a
+ * transfer), and input is not read further, so pipelined commands cost no memory beyond
+ * the socket's input watermark.
  */
 #include "server/session.h"
 
@@ -320,6 +320,11 @@ static void process_input(struct session *s)
 
 void session_resume(struct session *s)
 {
+	if ((s->flags & SF_QUIT_PENDING) && s->xfer == NULL && !(s->flags & SF_CLOSING)) {
+		session_reply(s, R_221_BYE, "Goodbye.");
+		session_close_after_flush(s, "quit");
+		return;
+	}
 	if ((s->flags & SF_CTL_GONE) && !busy(s)) {
 		session_close(s, "client closed");
 		return;

@@ -65,6 +65,7 @@ enum session_flags {
 	SF_PROT_P = 1 << 13,        /* data connections are protected (PROT P) */
 	SF_CCC = 1 << 14,           /* CCC: waiting for the TLS layer to end */
 	SF_TLS_USED = 1 << 15,      /* AUTH TLS or implicit TLS happened (stays after CCC) */
+	SF_QUIT_PENDING = 1 << 16,  /* QUIT came during a transfer: 221 once it ends */
 };
 
 struct session {

@@ -45,7 +45,7 @@ struct transfer_spec {
 /*
  * Start a transfer: waits for the data connection, replies 150, moves the bytes, replies
  * 226/426.  Takes ownership of spec's descriptor and producer even on failure.  The
- * session processes no other command (but ABOR, STAT, QUIT) until it ends.
+ * session processes no other command (but ABOR, STAT, NOOP, QUIT) until it ends.
  */
 void transfer_start(struct session *s, struct transfer_spec *spec);
 /* ABOR: stop the running transfer with 426, then 226 (RFC 959 s.4.1.3). */

@@ -359,6 +359,37 @@ def test_abor_by_plain_line_and_closing_data(huge):
         c.expect("NOOP", 200)
 
 
+def test_noop_during_a_transfer_is_answered_and_abor_still_works(huge):
+    """A keep-alive NOOP must not hold an ABOR behind it until the transfer ends."""
+    with huge.control(login=True) as c:
+        dc = c.data_channel("EPSV")
+        c.expect("RETR huge.bin", 150)
+        recv_exactly(dc.connection(), 1 << 20)
+        c.expect("NOOP", 200)                 # at once, while the transfer runs
+        c.send("ABOR")
+        assert [c.reply().code, c.reply().code] == [426, 226], c.transcript()
+        dc.close()
+        c.expect("NOOP", 200)
+
+
+@pytest.mark.parametrize("mode", ["EPSV", "PORT"])
+def test_quit_during_a_transfer_lets_it_finish(ferryd, mode):
+    """RFC 959 s.4.1.1: QUIT during a transfer: the transfer ends, its reply, then 221."""
+    data = os.urandom(8 << 20)
+    write_file(ferryd.root / "big.bin", data)
+    with ferryd.control(login=True) as c:
+        dc = c.data_channel(mode)
+        c.expect("RETR big.bin", 150)
+        s = dc.connection()
+        got = recv_exactly(s, 1 << 16)
+        c.send("QUIT")
+        got += recv_all(s)
+        assert got == data
+        assert c.reply().code == 226, c.transcript()
+        assert c.reply().code == 221, c.transcript()
+        assert c.closed(5), c.transcript()
+
+
 def test_abor_during_stor_keeps_what_arrived(ferryd_rw):
     data = os.urandom(2 << 20)
     ftp = ferryd_rw.ftp("EPSV")
