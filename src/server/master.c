@@ -337,6 +337,12 @@ static void free_slot(struct master *m, unsigned i)
 	memset(w, 0, sizeof(*w));
 }
 
+static bool owned_by(struct master *m, uint64_t id, unsigned slot)
+{
+	const struct conn_rec *r = rec_find(m, id);
+	return r != NULL && r->worker == slot;
+}
+
 /* ---- passive mode: the broker's side of the channel ---- */
 
 static void answer_pasv(struct master *m, unsigned slot, const struct ipc_msg *req)
@@ -555,14 +561,18 @@ static void on_worker_msg(evutil_socket_t fd, short what, void *arg)
 		}
 		switch (msg.type) {
 		case IPC_SESSION_END:
-			rec_remove(m, msg.id);
-			pasv_broker_close(m->broker, msg.id, 0);
+			/* A worker speaks only for its own sessions. */
+			if (owned_by(m, msg.id, slot)) {
+				pasv_broker_close(m->broker, msg.id, 0);
+				rec_remove(m, msg.id);
+			}
 			break;
 		case IPC_PASV_OPEN:
 			answer_pasv(m, slot, &msg);
 			break;
 		case IPC_PASV_CLOSE:
-			pasv_broker_close(m->broker, msg.id, msg.seq);
+			if (owned_by(m, msg.id, slot))
+				pasv_broker_close(m->broker, msg.id, msg.seq);
 			break;
 		case IPC_LOGIN_FAILED:
 			login_failed(m, slot, msg.id);
