@@ -3,9 +3,15 @@
  */
 #include "common/tls.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
@@ -16,6 +22,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 
 /* TLS 1.2 suites with forward secrecy and AEAD; TLS 1.3 has only such suites. */
 #define TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!SHA1"
@@ -363,4 +370,318 @@ void tls_last_error(struct bufferevent *bev, char *out, size_t outsz)
 	ERR_error_string_n(e, out, outsz);
 	while (bufferevent_get_openssl_error(bev) != 0)
 		;
+}
+
+/* ---- the client side ---- */
+
+struct tls_stream {
+	SSL *ssl;
+	int fd;
+	bool clean_end;
+	SSL_SESSION *session; /* the newest session the server gave us (TLS 1.3 tickets) */
+};
+
+/* Where a client SSL object keeps its stream, for the new-session callback. */
+static int stream_index = -1;
+static pthread_once_t stream_index_once = PTHREAD_ONCE_INIT;
+
+static void make_stream_index(void)
+{
+	stream_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* TLS 1.3 hands out sessions (tickets) after the handshake: keep the newest. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_stream *t = SSL_get_ex_data(ssl, stream_index);
+	if (t == NULL)
+		return 0;
+	if (t->session != NULL)
+		SSL_SESSION_free(t->session);
+	t->session = sess;
+	return 1; /* we hold the reference now */
+}
+
+struct tls_ctx *tls_client_new(const char *ca_file, bool verify, char *err, size_t errsz)
+{
+	pthread_once(&stream_index_once, make_stream_index);
+	struct tls_ctx *t = calloc(1, sizeof(*t));
+	SSL_CTX *c = t != NULL ? SSL_CTX_new(TLS_client_method()) : NULL;
+	if (c == NULL || stream_index < 0) {
+		set_error(err, errsz, "cannot create a TLS context");
+		if (c != NULL)
+			SSL_CTX_free(c);
+		free(t);
+		return NULL;
+	}
+	t->ssl = c;
+	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(c, SSL_MODE_AUTO_RETRY);
+	int ok = ca_file != NULL ? SSL_CTX_load_verify_locations(c, ca_file, NULL)
+				 : SSL_CTX_set_default_verify_paths(c);
+	if (ok != 1) {
+		set_error(err, errsz, ca_file != NULL ? "cannot read the CA file"
+						      : "cannot read the system's CA certificates");
+		tls_ctx_free(t);
+		return NULL;
+	}
+	SSL_CTX_set_verify(c, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(c, on_new_session);
+	static const unsigned char alpn[] = { 3, 'f', 't', 'p' };
+	SSL_CTX_set_alpn_protos(c, alpn, sizeof(alpn));
+	return t;
+}
+
+int tls_client_versions(struct tls_ctx *ctx, int min_version, int max_version)
+{
+	if (SSL_CTX_set_min_proto_version(ctx->ssl, min_version) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx->ssl, max_version) != 1)
+		return FERR_INVALID;
+	return 0;
+}
+
+static int remaining_ms(const struct timespec *deadline)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long ms = (deadline->tv_sec - now.tv_sec) * 1000 + (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (ms > INT32_MAX ? INT32_MAX : (int)ms);
+}
+
+static void deadline_in(struct timespec *d, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, d);
+	d->tv_sec += timeout_ms / 1000;
+	d->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (d->tv_nsec >= 1000000000) {
+		d->tv_sec++;
+		d->tv_nsec -= 1000000000;
+	}
+}
+
+/* Wait for what SSL asked for.  0, or -ETIMEDOUT / -errno. */
+static int wait_for(int fd, int ssl_err, const struct timespec *deadline)
+{
+	struct pollfd p = { .fd = fd, .events = ssl_err == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN };
+	for (;;) {
+		int ms = remaining_ms(deadline);
+		if (ms == 0)
+			return -ETIMEDOUT;
+		int n = poll(&p, 1, ms);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static bool is_ip_literal(const char *h)
+{
+	unsigned char b[16];
+	return inet_pton(AF_INET, h, b) == 1 || inet_pton(AF_INET6, h, b) == 1;
+}
+
+struct tls_stream *tls_client_start(struct tls_ctx *ctx, int fd, const char *hostname,
+				    const struct tls_stream *resume_from, int timeout_ms,
+				    char *err, size_t errsz)
+{
+	struct tls_stream *t = calloc(1, sizeof(*t));
+	SSL *ssl = t != NULL ? SSL_new(ctx->ssl) : NULL;
+	if (ssl == NULL) {
+		set_error(err, errsz, "out of memory");
+		free(t);
+		return NULL;
+	}
+	t->ssl = ssl;
+	t->fd = fd;
+	SSL_set_ex_data(ssl, stream_index, t);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || SSL_set_fd(ssl, fd) != 1) {
+		set_error(err, errsz, "cannot set up the socket");
+		tls_stream_free(t);
+		return NULL;
+	}
+	if (hostname != NULL && hostname[0] != '\0') {
+		if (is_ip_literal(hostname)) {
+			X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), hostname);
+		} else {
+			SSL_set_tlsext_host_name(ssl, hostname);
+			SSL_set1_host(ssl, hostname);
+		}
+	}
+	if (resume_from != NULL) {
+		SSL_SESSION *s = resume_from->session != NULL ? resume_from->session
+							      : SSL_get_session(resume_from->ssl);
+		if (s != NULL)
+			SSL_set_session(ssl, s);
+	}
+	struct timespec deadline;
+	deadline_in(&deadline, timeout_ms);
+	for (;;) {
+		int rc = SSL_connect(ssl);
+		if (rc == 1)
+			break;
+		int e = SSL_get_error(ssl, rc);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			int w = wait_for(fd, e, &deadline);
+			if (w < 0) {
+				snprintf(err, errsz, "TLS handshake: %s", strerror(-w));
+				tls_stream_free(t);
+				return NULL;
+			}
+			continue;
+		}
+		long vr = SSL_get_verify_result(ssl);
+		if (vr != X509_V_OK) {
+			snprintf(err, errsz, "certificate not trusted: %s",
+				 X509_verify_cert_error_string(vr));
+			ERR_clear_error();
+		} else {
+			set_error(err, errsz, "TLS handshake failed");
+		}
+		tls_stream_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+long tls_stream_read(struct tls_stream *t, void *buf, size_t n, int timeout_ms)
+{
+	struct timespec deadline;
+	deadline_in(&deadline, timeout_ms);
+	int want = n > INT32_MAX ? INT32_MAX : (int)n;
+	for (;;) {
+		int rc = SSL_read(t->ssl, buf, want);
+		if (rc > 0)
+			return rc;
+		int e = SSL_get_error(t->ssl, rc);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			int w = wait_for(t->fd, e, &deadline);
+			if (w < 0)
+				return w;
+			continue;
+		}
+		if (e == SSL_ERROR_ZERO_RETURN) {
+			t->clean_end = true;
+			return 0;
+		}
+		unsigned long why = ERR_peek_error();
+		ERR_clear_error();
+		if ((e == SSL_ERROR_SSL && ERR_GET_REASON(why) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
+		    (e == SSL_ERROR_SYSCALL && why == 0))
+			return 0; /* closed without a close_notify */
+		return -EPROTO;
+	}
+}
+
+int tls_stream_write(struct tls_stream *t, const void *buf, size_t n, int timeout_ms)
+{
+	struct timespec deadline;
+	deadline_in(&deadline, timeout_ms);
+	const unsigned char *p = buf;
+	while (n > 0) {
+		int chunk = n > (1 << 30) ? (1 << 30) : (int)n;
+		int rc = SSL_write(t->ssl, p, chunk);
+		if (rc > 0) {
+			p += rc;
+			n -= (size_t)rc;
+			continue;
+		}
+		int e = SSL_get_error(t->ssl, rc);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			int w = wait_for(t->fd, e, &deadline);
+			if (w < 0)
+				return w;
+			continue;
+		}
+		ERR_clear_error();
+		return e == SSL_ERROR_SYSCALL && errno != 0 ? -errno : -EPROTO;
+	}
+	return 0;
+}
+
+bool tls_stream_clean_end(const struct tls_stream *t)
+{
+	return t->clean_end;
+}
+
+void tls_stream_shutdown(struct tls_stream *t, int timeout_ms)
+{
+	struct timespec deadline;
+	deadline_in(&deadline, timeout_ms);
+	for (int tries = 0; tries < 4; tries++) {
+		int rc = SSL_shutdown(t->ssl);
+		if (rc >= 0)
+			break; /* our close_notify is out; the peer's is not awaited */
+		int e = SSL_get_error(t->ssl, rc);
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    wait_for(t->fd, e, &deadline) < 0)
+			break;
+	}
+	ERR_clear_error();
+}
+
+void tls_stream_free(struct tls_stream *t)
+{
+	if (t == NULL)
+		return;
+	if (t->session != NULL)
+		SSL_SESSION_free(t->session);
+	SSL_free(t->ssl);
+	free(t);
+}
+
+bool tls_stream_resumed(const struct tls_stream *t)
+{
+	return SSL_session_reused(t->ssl) == 1;
+}
+
+size_t tls_stream_pending(const struct tls_stream *t)
+{
+	int n = SSL_pending(t->ssl);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void name_line(X509_NAME *name, char *out, size_t outsz)
+{
+	out[0] = '\0';
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b == NULL)
+		return;
+	X509_NAME_print_ex(b, name, 0, XN_FLAG_ONELINE & ~ASN1_STRFLGS_ESC_MSB);
+	int n = BIO_read(b, out, (int)outsz - 1);
+	out[n > 0 ? n : 0] = '\0';
+	BIO_free(b);
+}
+
+void tls_stream_peer_info(const struct tls_stream *t, struct tls_peer_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->version, sizeof(out->version), "%s", SSL_get_version(t->ssl));
+	snprintf(out->cipher, sizeof(out->cipher), "%s", SSL_get_cipher_name(t->ssl));
+	long vr = SSL_get_verify_result(t->ssl);
+	out->verified = vr == X509_V_OK;
+	if (!out->verified)
+		snprintf(out->verify_error, sizeof(out->verify_error), "%s",
+			 X509_verify_cert_error_string(vr));
+	X509 *peer = SSL_get1_peer_certificate(t->ssl);
+	if (peer == NULL) {
+		out->verified = false;
+		snprintf(out->verify_error, sizeof(out->verify_error), "no certificate");
+		return;
+	}
+	name_line(X509_get_subject_name(peer), out->subject, sizeof(out->subject));
+	name_line(X509_get_issuer_name(peer), out->issuer, sizeof(out->issuer));
+	const ASN1_TIME *na = X509_get0_notAfter(peer);
+	struct tm tm;
+	if (na != NULL && ASN1_TIME_to_tm(na, &tm) == 1)
+		strftime(out->not_after, sizeof(out->not_after), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	int days = 0, secs = 0;
+	if (na != NULL && ASN1_TIME_diff(&days, &secs, NULL, na) == 1)
+		out->days_left = days;
+	X509_free(peer);
 }

@@ -87,4 +87,62 @@ void tls_describe(struct bufferevent *bev, char *out, size_t outsz);
 /* Why the last TLS operation on bev failed, for logs ("" if unknown). */
 void tls_last_error(struct bufferevent *bev, char *out, size_t outsz);
 
+/* ---- the client side (ferry): blocking streams over connected sockets ---- */
+
+struct tls_stream;
+
+/*
+ * A client context: certificates verified against ca_file, or the system store when
+ * ca_file is NULL; verify false accepts any certificate (--insecure).  NULL with a reason
+ * in err on failure.
+ */
+struct tls_ctx *tls_client_new(const char *ca_file, bool verify, char *err, size_t errsz);
+
+/*
+ * TLS as the client on a connected socket fd (not owned: the caller closes it after
+ * tls_stream_free).  hostname goes into SNI and is checked against the certificate (an
+ * IP address is checked as one).  resume_from, if not NULL, is the control connection's
+ * stream: its session is offered for resumption, as servers demand on data connections.
+ * timeout_ms bounds the handshake.  NULL with a reason in err on failure.
+ */
+struct tls_stream *tls_client_start(struct tls_ctx *ctx, int fd, const char *hostname,
+				    const struct tls_stream *resume_from, int timeout_ms,
+				    char *err, size_t errsz);
+/*
+ * Read up to n bytes, waiting at most timeout_ms.  Returns the count, 0 at the end (the
+ * peer's close_notify, or a close without one: see tls_stream_clean_end), or -errno
+ * (-ETIMEDOUT, -EPROTO for a TLS error).
+ */
+long tls_stream_read(struct tls_stream *t, void *buf, size_t n, int timeout_ms);
+/* Write all n bytes, waiting at most timeout_ms.  Returns 0 or -errno. */
+int tls_stream_write(struct tls_stream *t, const void *buf, size_t n, int timeout_ms);
+/* Whether the end that read returned 0 for was a close_notify. */
+bool tls_stream_clean_end(const struct tls_stream *t);
+/* Send a close_notify (best effort, bounded by timeout_ms). */
+void tls_stream_shutdown(struct tls_stream *t, int timeout_ms);
+/* Free the stream (the socket stays open). */
+void tls_stream_free(struct tls_stream *t);
+/* Whether the handshake resumed the session offered. */
+bool tls_stream_resumed(const struct tls_stream *t);
+/* Bytes already decrypted and waiting (so poll(2) on the socket would not show them). */
+size_t tls_stream_pending(const struct tls_stream *t);
+
+/* What the client's doctor reports about a server's certificate and the connection. */
+struct tls_peer_info {
+	char version[32];          /* "TLSv1.3" */
+	char cipher[64];
+	char subject[256];         /* the certificate's subject, one line */
+	char issuer[256];
+	char not_after[64];        /* "2027-03-01 12:00:00 UTC" */
+	long days_left;            /* until not_after; negative when expired */
+	bool verified;             /* chain and host name verified */
+	char verify_error[128];    /* why not, when not */
+};
+void tls_stream_peer_info(const struct tls_stream *t, struct tls_peer_info *out);
+/*
+ * For the doctor: limit the protocol versions of a client context (0x0303 TLS 1.2,
+ * 0x0304 TLS 1.3; 0 leaves a side open).
+ */
+int tls_client_versions(struct tls_ctx *ctx, int min_version, int max_version);
+
 #endif
