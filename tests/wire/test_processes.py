@@ -44,7 +44,11 @@ def status(pid):
 
 
 def comm(pid):
-    return Path(f"/proc/{pid}/comm").read_text().strip()
+    """The process name, or "" for a process that has just gone (a killed worker)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
 
 
 def workers_of(srv):
