@@ -5,10 +5,12 @@
  *   ftp://[user[:password]@]host[:port][/path]
  *
  * host is a name, an IPv4 address or an IPv6 address in brackets ("[::1]").  user,
- * password and path are percent-decoded (%2F in the path is a slash inside a name; a
- * decoded NUL, CR or LF is refused).  The path is taken relative to the login directory
- * as RFC 1738 says, except that "ftp://host//abs" keeps the absolute path "/abs": the
- * decoded path keeps its leading slash only then.  ";type=a|i|d" at the end is accepted.
+ * password and path are percent-decoded (a decoded NUL, CR or LF is refused).  The path
+ * is taken relative to the login directory as RFC 1738 says: the '/' after the host only
+ * separates, so "ftp://host/dir/file" is "dir/file" and "ftp://host/" is "".  A path that
+ * still starts with a slash is absolute: "ftp://host//abs" and "ftp://host/%2Fabs" are
+ * both "/abs" (%2F decodes to a slash like any other).  ";type=a|i|d" at the end is
+ * accepted.
  */
 #ifndef FERRY_COMMON_URL_H
 #define FERRY_COMMON_URL_H
@@ -27,7 +29,7 @@ struct ftp_url {
 	char host[256];        /* without brackets */
 	bool host_is_ipv6;
 	uint16_t port;         /* 21 for ftp://, 990 for ftps://, unless given */
-	char path[VPATH_MAX];  /* decoded; "" for none; ends in '/' if the URL did */
+	char path[VPATH_MAX];  /* decoded; "" for none or "/"; else ends in '/' if the URL did */
 	char type;             /* 'a', 'i', 'd' from ";type=", or 0 */
 };
 
