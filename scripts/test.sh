@@ -1,5 +1,5 @@
 #!/bin/sh
-# The whole test suite: unit and wire tests on a normal build and on an ASan+UBSan build,
+# The whole test suite: unit, wire and client tests on a normal build and on an ASan+UBSan build,
 # the network-namespace tests on the normal build (root only; skipped otherwise), a subset
 # of the wire tests under Valgrind memcheck, then each fuzz target for a bounded time.
 # Exits non-zero on the first failing stage.
@@ -39,6 +39,10 @@ meson test -C "$BUILD" --print-errorlogs
 
 stage "wire tests ($BUILD)"
 FERRYD="$PWD/$BUILD/src/server/ferryd" $PYTEST -q tests/wire
+
+stage "client tests ($BUILD)"
+# ferry against ferryd and pyftpdlib on loopback ports.
+FERRY="$PWD/$BUILD/src/client/ferry" FERRYD="$PWD/$BUILD/src/server/ferryd" $PYTEST -q tests/client
 
 stage "network-namespace tests ($BUILD)"
 if [ "$(id -u)" -eq 0 ]; then
@@ -93,6 +97,10 @@ meson test -C "$BUILD_SAN" --print-errorlogs
 
 stage "wire tests under sanitizers ($BUILD_SAN)"
 FERRYD="$PWD/$BUILD_SAN/src/server/ferryd" FERRY_SANITIZED=1 $PYTEST -q tests/wire
+
+stage "client tests under sanitizers ($BUILD_SAN)"
+FERRY="$PWD/$BUILD_SAN/src/client/ferry" FERRYD="$PWD/$BUILD_SAN/src/server/ferryd" FERRY_SANITIZED=1 \
+	$PYTEST -q tests/client
 
 stage "fuzzing, $FUZZ_SECONDS s a target ($BUILD_FUZZ)"
 [ -f "$BUILD_FUZZ/build.ninja" ] || CC=clang meson setup "$BUILD_FUZZ" -Dfuzz=true -Dtests=false >/dev/null

@@ -63,7 +63,14 @@ struct ftp_options {
 	const char *active_address;      /* --active-address: announce this instead */
 	/* output */
 	bool verbose;              /* -v: the control dialogue on stderr, passwords masked */
+	bool quiet;                /* --quiet: no progress bar, no notes (warnings stay) */
 	FILE *log;                 /* where -v and warnings go (stderr) */
+	/*
+	 * Credentials: not used by the engine, but by the callers' URL resolution (cli_url()
+	 * in commands.h), which every subcommand calls.
+	 */
+	const char *netrc_file;    /* --netrc-file; NULL: ~/.netrc */
+	bool no_netrc;             /* --no-netrc */
 };
 void ftp_options_default(struct ftp_options *o);
 
@@ -99,7 +106,7 @@ int ftp_mkdir(struct ftp *f, const char *path);
 int ftp_rmdir(struct ftp *f, const char *path);
 int ftp_delete(struct ftp *f, const char *path);
 int ftp_rename(struct ftp *f, const char *from, const char *to);
-/* SIZE and MDTM; -FTPC_ENOTFOUND when there is no such file. */
+/* SIZE and MDTM; FTPC_ENOTFOUND when there is no such file. */
 int ftp_size(struct ftp *f, const char *path, uint64_t *size);
 int ftp_mdtm(struct ftp *f, const char *path, time_t *mtime);
 /* MFMT (the time of an uploaded file, for mirror --reverse); FTPC_EREMOTE if refused. */
@@ -136,7 +143,10 @@ int ftp_list(struct ftp *f, const char *path, ftp_entry_fn *each, void *ctx);
 /*
  * For the doctor: one data connection made exactly one way, for one command ("NLST",
  * "LIST", "RETR name"), and a record of what happened at each step.  Returns the final
- * reply code, or a negative FTPC_E* if the control connection failed.
+ * reply code, or a negative FTPC_E* if the control connection failed.  When the sequence
+ * stopped before a final reply (EPSV refused, the passive connect failed), it returns the
+ * last reply there was: prelim_code, else setup_code.  No fallback of any kind: EPSV is
+ * never replaced by PASV here, nor EPRT by PORT.
  */
 enum data_kind { DK_EPSV, DK_PASV, DK_EPRT, DK_PORT };
 struct ftp_data_probe {

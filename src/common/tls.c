@@ -516,8 +516,15 @@ struct tls_stream *tls_client_start(struct tls_ctx *ctx, int fd, const char *hos
 	if (resume_from != NULL) {
 		SSL_SESSION *s = resume_from->session != NULL ? resume_from->session
 							      : SSL_get_session(resume_from->ssl);
-		if (s != NULL)
-			SSL_set_session(ssl, s);
+		/*
+		 * A copy per data connection: once one connection has used a session object,
+		 * OpenSSL will not offer that same object again.
+		 */
+		SSL_SESSION *copy = s != NULL ? SSL_SESSION_dup(s) : NULL;
+		if (copy != NULL) {
+			SSL_set_session(ssl, copy);
+			SSL_SESSION_free(copy);
+		}
 	}
 	struct timespec deadline;
 	deadline_in(&deadline, timeout_ms);

@@ -103,7 +103,8 @@ struct tls_ctx *tls_client_new(const char *ca_file, bool verify, char *err, size
  * tls_stream_free).  hostname goes into SNI and is checked against the certificate (an
  * IP address is checked as one).  resume_from, if not NULL, is the control connection's
  * stream: its session is offered for resumption, as servers demand on data connections.
- * timeout_ms bounds the handshake.  NULL with a reason in err on failure.
+ * timeout_ms bounds the handshake.  The socket is left non-blocking.  NULL with a reason
+ * in err on failure.
  */
 struct tls_stream *tls_client_start(struct tls_ctx *ctx, int fd, const char *hostname,
 				    const struct tls_stream *resume_from, int timeout_ms,
