@@ -258,7 +258,14 @@ def certs(tmp_path_factory):
 
 
 def can_bind(addr):
-    return wire.ftpwire.can_bind(addr)
+    import socket
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
 
 
 def write_random(path, size, seed=0):
