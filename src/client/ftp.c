@@ -196,6 +196,17 @@ void ftp_close(struct ftp *f)
 	free(f);
 }
 
+void ftp_set_mode(struct ftp *f, enum data_mode m)
+{
+	f->o.mode = m;
+	f->active_now = false; /* a new choice forgets an earlier fall-back */
+}
+
+void ftp_set_verbose(struct ftp *f, bool verbose)
+{
+	f->o.verbose = verbose;
+}
+
 const char *ftp_error(const struct ftp *f)
 {
 	return f->err;

@@ -88,6 +88,9 @@ struct ftp *ftp_open(const struct ftp_url *u, const struct ftp_options *o, int *
 void ftp_close(struct ftp *f);
 
 const char *ftp_error(const struct ftp *f);
+/* Change the data mode, the verbosity, or the quietness for what follows (the shell). */
+void ftp_set_mode(struct ftp *f, enum data_mode m);
+void ftp_set_verbose(struct ftp *f, bool verbose);
 /* FEAT said so (after ftp_open). */
 bool ftp_has_feature(const struct ftp *f, const char *feature); /* "MLSD", "EPSV", "AUTH TLS", ... */
 
