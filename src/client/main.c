@@ -170,7 +170,8 @@ static int cmd_get(const struct cli *c)
 	if (c->resume && have_size && offset == rsize) {
 		rc = FTPC_OK;   /* already complete */
 	} else {
-		struct progress *bar = progress_begin(base_name(remote), &c->o);
+		/* The file itself goes to standard output: no bar to mix into it. */
+		struct progress *bar = to_stdout ? NULL : progress_begin(base_name(remote), &c->o);
 		rc = transfer_done(bar, ftp_get(f, remote, fd, offset,
 						bar != NULL ? progress_update : NULL, bar));
 	}
