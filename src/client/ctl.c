@@ -191,6 +191,10 @@ static int tls_context(struct ftp *f)
 	f->tls_ctx = tls_client_new(f->o.ca_file, !f->o.insecure, err, sizeof(err));
 	if (f->tls_ctx == NULL)
 		return ftp_fail(f, FTPC_ETLS, "cannot set up TLS: %s", err);
+	if ((f->o.tls_min_version != 0 || f->o.tls_max_version != 0) &&
+	    tls_client_versions(f->tls_ctx, f->o.tls_min_version != 0 ? f->o.tls_min_version : 0x0303,
+				f->o.tls_max_version) != 0)
+		return ftp_fail(f, FTPC_ETLS, "cannot limit the TLS versions");
 	if (f->o.insecure)
 		ftp_warn(f, "--insecure: the server's certificate is not verified");
 	return FTPC_OK;

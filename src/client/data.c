@@ -146,13 +146,17 @@ static int passive(struct ftp *f, enum data_kind kind, bool exact, struct dconn 
 		rec->connected = e == 0;
 		rec->connect_error = -e;
 	}
+	char where[80];
+	net_describe(&target, where, sizeof(where));
 	if (e != 0) {
-		char where[80];
-		net_describe(&target, where, sizeof(where));
 		d->no_connection = true;
 		return ftp_fail(f, FTPC_ETRANSFER, "passive data connection to %s: %s", where,
 				e == -ETIMEDOUT ? "timed out" : strerror(-e));
 	}
+	/* Which mode carried the data: what --mode auto chose, for -v. */
+	if (f->o.verbose)
+		fprintf(f->o.log, "* data connection: passive (%s) to %s\n",
+			kind == DK_PASV ? "PASV" : "EPSV", where);
 	return FTPC_OK;
 }
 
@@ -296,6 +300,13 @@ static int accept_server(struct ftp *f, struct dconn *d, struct ftp_data_probe *
 		net_close(&d->s.fd);
 	}
 	net_close(&d->lfd);
+	if (f->o.verbose) {
+		struct sockaddr_storage from;
+		char who[80];
+		net_names(d->s.fd, NULL, &from);
+		net_describe(&from, who, sizeof(who));
+		fprintf(f->o.log, "* data connection: active, from %s\n", who);
+	}
 	if (rec != NULL) {
 		rec->connected = true;
 		rec->connect_seconds = net_now() - t0;

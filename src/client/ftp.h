@@ -55,6 +55,8 @@ struct ftp_options {
 	const char *ca_file;       /* NULL: the system store */
 	bool insecure;             /* accept any certificate (warned) */
 	bool prot_clear;           /* PROT C instead of the default PROT P */
+	int tls_min_version;       /* the doctor: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); 0: 1.2 */
+	int tls_max_version;       /* 0: the newest there is */
 	int timeout_ms;            /* each connect, reply and data stall (default 30 s) */
 	int family;                /* AF_UNSPEC, AF_INET (-4) or AF_INET6 (-6) */
 	/* active mode */
@@ -88,7 +90,7 @@ struct ftp *ftp_open(const struct ftp_url *u, const struct ftp_options *o, int *
 void ftp_close(struct ftp *f);
 
 const char *ftp_error(const struct ftp *f);
-/* Change the data mode, the verbosity, or the quietness for what follows (the shell). */
+/* Change the data mode or the verbosity for what follows (the shell). */
 void ftp_set_mode(struct ftp *f, enum data_mode m);
 void ftp_set_verbose(struct ftp *f, bool verbose);
 /* FEAT said so (after ftp_open). */

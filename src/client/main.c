@@ -21,6 +21,7 @@
 #include "client/cli.h"
 #include "client/commands.h"
 #include "client/ftp.h"
+#include "client/listing_out.h"
 #include "client/progress.h"
 
 #ifndef FERRY_VERSION
@@ -265,82 +266,6 @@ static int cmd_put(const struct cli *c)
 
 /* ---- ls ---- */
 
-struct ls_entry {
-	char type;
-	uint64_t size;
-	bool has_time;
-	time_t mtime;
-	char *name;
-};
-
-struct ls_list {
-	struct ls_entry *v;
-	size_t n, cap;
-	bool oom;
-};
-
-static char type_letter(const struct listing_parsed *e)
-{
-	if (strcmp(e->type, "dir") == 0)
-		return 'd';
-	if (strcmp(e->type, "file") == 0)
-		return '-';
-	if (strstr(e->type, "link") != NULL)
-		return 'l';
-	return '?';
-}
-
-static void ls_collect(void *ctx, const struct listing_parsed *e)
-{
-	struct ls_list *l = ctx;
-
-	if (l->oom)
-		return;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct ls_entry *v = realloc(l->v, cap * sizeof(*v));
-		if (v == NULL) {
-			l->oom = true;
-			return;
-		}
-		l->v = v;
-		l->cap = cap;
-	}
-	struct ls_entry *x = &l->v[l->n];
-	x->name = strndup(e->name, e->name_len);
-	if (x->name == NULL) {
-		l->oom = true;
-		return;
-	}
-	x->type = type_letter(e);
-	/* Directory sizes mean nothing alike on two servers (MLSD often has none): 0. */
-	x->size = x->type == 'd' || !e->has_size ? 0 : e->size;
-	x->has_time = e->has_modify;
-	x->mtime = e->modify;
-	l->n++;
-}
-
-static int ls_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct ls_entry *)a)->name, ((const struct ls_entry *)b)->name);
-}
-
-/* "d        0 2026-12-01 10:00 dir/": control bytes in names shown as '?'. */
-static void ls_print(const struct ls_entry *e)
-{
-	char when[32] = "\?\?\?\?-\?\?-\?\? \?\?:\?\?"; /* unknown (no trigraphs) */
-	struct tm tm;
-
-	if (e->has_time && gmtime_r(&e->mtime, &tm) != NULL)
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
-	printf("%c%9" PRIu64 " %s ", e->type, e->size, when);
-	for (const char *p = e->name; *p != '\0'; p++)
-		putchar((unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
-	if (e->type == 'd')
-		putchar('/');
-	putchar('\n');
-}
-
 static int cmd_ls(const struct cli *c)
 {
 	const char *w[1];
@@ -357,19 +282,13 @@ static int cmd_ls(const struct cli *c)
 	if (rc == FTPC_OK && l.oom) {
 		cli_error("out of memory");
 		rc = FTPC_ELOCAL;
-	} else if (rc == FTPC_OK) {
-		if (l.n > 1)
-			qsort(l.v, l.n, sizeof(*l.v), ls_cmp);
-		for (size_t i = 0; i < l.n; i++)
-			ls_print(&l.v[i]);
-		if (fflush(stdout) != 0)
-			rc = FTPC_ELOCAL;
+	} else if (rc == FTPC_OK && ls_print_all(&l, stdout) < 0) {
+		rc = FTPC_ELOCAL;
 	}
-	for (size_t i = 0; i < l.n; i++)
-		free(l.v[i].name);
-	free(l.v);
+	bool oom = l.oom;
+	ls_free(&l);
 	if (rc != FTPC_OK)
-		return l.oom || rc == FTPC_ELOCAL ? (ftp_close(f), ftpc_exit_status(rc)) : fail(f, rc);
+		return oom || rc == FTPC_ELOCAL ? (ftp_close(f), ftpc_exit_status(rc)) : fail(f, rc);
 	ftp_close(f);
 	return 0;
 }

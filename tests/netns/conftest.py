@@ -36,6 +36,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 FERRYD = os.environ.get("FERRYD", str(HERE.parent.parent / "build" / "src" / "server" / "ferryd"))
+FERRY = os.environ.get("FERRY", str(HERE.parent.parent / "build" / "src" / "client" / "ferry"))
 CLIENT = HERE / "ftpclient.py"
 PYTHON = "/usr/bin/python3"
 PREFIX = f"fy{os.getpid()}"
