@@ -5,7 +5,7 @@ BUILD      ?= build
 BUILD_SAN  ?= build-san
 BUILD_FUZZ ?= build-fuzz
 LISTEN     ?= 127.0.0.1:2121
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 10
 PYTEST     := /usr/bin/python3 -m pytest
 
 .PHONY: all deps build run test unit wire test-san fuzz clean

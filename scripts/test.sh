@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BUILD_SAN=${BUILD_SAN:-build-san}
 BUILD_FUZZ=${BUILD_FUZZ:-build-fuzz}
-FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 PYTEST="/usr/bin/python3 -m pytest"
 
 # Under Valgrind (20-50 times slower, a second to start each process) a subset that still
