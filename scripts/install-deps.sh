@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh test    that, plus what the test suite needs
 set -eu
 build_pkgs="meson ninja-build pkg-config gcc libevent-dev libssl-dev libcrypt-dev libcap-dev libseccomp-dev libedit-dev"
-test_pkgs="libcmocka-dev openssl ca-certificates clang libclang-rt-14-dev python3 python3-pytest python3-pyftpdlib curl lftp wget iproute2 procps man-db nftables iptables tcpdump valgrind"
+test_pkgs="libcmocka-dev openssl ca-certificates clang libclang-rt-14-dev python3 python3-pytest python3-pyftpdlib python3-openssl curl lftp wget iproute2 procps man-db nftables iptables tcpdump valgrind"
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
