@@ -1,6 +1,7 @@
 """FTPS: explicit (--tls, --tls-required) and implicit (ftps://) against ferryd, whose data
 connections must resume the control connection's TLS session (tls_require_reuse, its
-default): every transfer that passes here resumed."""
+default): every transfer that passes here resumed.  Explicit TLS also against pyftpdlib's
+TLS_FTPHandler (pyOpenSSL): a second TLS implementation on the other end."""
 
 import pytest
 
@@ -26,6 +27,22 @@ def test_tls_transfers_byte_exact(ferry, tls_server, certs, tmp_path, mode, how)
         ferry(*opts, "get", tls_server.url(f"t{size}", implicit=implicit), "-o", tmp_path / f"d{size}")
         assert (tmp_path / f"d{size}").read_bytes() == src.read_bytes()
     p = ferry(*opts, "ls", tls_server.url(implicit=implicit))
+    assert "t1" in p.out
+
+
+@pytest.mark.parametrize("mode", MODES, ids=["passive", "active"])
+def test_tls_with_pyftpdlib(ferry, servers, certs, tmp_path, mode):
+    srv = servers("pyftpd", "--tls", certs.server, certs.server_key)
+    opts = ["-v", "--tls-required", "--ca-file", certs.ca, *mode]
+    for size in (0, 1, 1024 * 1024 + 3):
+        src = write_random(tmp_path / f"s{size}", size, seed=size + 7)
+        ferry(*opts, "put", src, srv.url(f"t{size}"))
+        assert (srv.root / f"t{size}").read_bytes() == src.read_bytes()
+        p = ferry(*opts, "get", srv.url(f"t{size}"), "-o", tmp_path / f"d{size}")
+        assert (tmp_path / f"d{size}").read_bytes() == src.read_bytes()
+        assert "> PROT P" in p.err and "(verified)" in p.err, p.err
+        assert "* data connection TLS: session resumed" in p.err, p.err
+    p = ferry("--tls-required", "--ca-file", certs.ca, *mode, "ls", srv.url())
     assert "t1" in p.out
 
 
