@@ -1,7 +1,9 @@
 /*
  * transfer.c: the data pumps.  Binary downloads go out with sendfile(2) (libevent writes
- * evbuffer file segments that way); TYPE A and listings through a producer; uploads are
- * written from the connection's buffers to the file with writev(2).
+ * evbuffer file segments that way); TYPE A and listings through a producer.  Uploads in
+ * the clear are read straight from the socket into one buffer of the worker and written
+ * to the file (no bufferevent: see on_plain_upload); over TLS they are written from the
+ * TLS bufferevent's input with writev(2).
  */
 #include "server/transfer.h"
 
@@ -16,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event.h>
 
 #include "common/ascii.h"
 #include "common/hostport.h"
@@ -31,11 +34,17 @@
 /* Stop reading an upload when this much waits to be written (it never should). */
 #define IN_HIGH (4 * 1024 * 1024)
 #define CHUNK (64 * 1024)
+/* A clear upload reads this much at a time, and at most UPLOAD_READS times a wake-up so
+ * that one fast client cannot starve the worker's other sessions. */
+#define UPLOAD_BUF (256 * 1024)
+#define UPLOAD_READS 4
 
 struct transfer {
 	struct session *s;
 	struct transfer_spec spec;
-	struct bufferevent *bev;
+	struct bufferevent *bev;   /* downloads, and uploads over TLS */
+	struct event *upload_ev;   /* uploads in the clear: upload_fd readable, or timed out */
+	int upload_fd;
 	bool connected;
 	bool tls;              /* PROT P: bev is a TLS bufferevent */
 	bool verified;         /* the TLS handshake is over and passed the reuse rule */
@@ -69,6 +78,10 @@ static void release(struct transfer *t)
 		tls_close(t->bev);
 	else if (t->bev != NULL)
 		bufferevent_free(t->bev);
+	if (t->upload_ev != NULL)
+		event_free(t->upload_ev);
+	if (t->upload_fd >= 0)
+		close(t->upload_fd);
 	if (t->spec.file_fd >= 0)
 		close(t->spec.file_fd);
 	if (t->spec.fill_free != NULL)
@@ -258,9 +271,34 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Write what has arrived to the file.  Returns 0 or -errno. */
+/* Write n bytes that arrived to the file, TYPE A converted.  Returns 0 or -errno. */
+static int store(struct transfer *t, const uint8_t *p, size_t n)
+{
+	if (!t->spec.ascii) {
+		int rc = write_all(t->spec.file_fd, p, n);
+		if (rc == 0)
+			t->written += n;
+		return rc;
+	}
+	uint8_t conv[CHUNK + 1];
+	while (n > 0) {
+		size_t take = n < CHUNK ? n : CHUNK;
+		size_t m = ascii_from_crlf(&t->ascii, p, take, conv);
+		int rc = write_all(t->spec.file_fd, conv, m);
+		if (rc < 0)
+			return rc;
+		t->written += take;
+		p += take;
+		n -= take;
+	}
+	return 0;
+}
+
+/* Write what has arrived over TLS to the file.  Returns 0 or -errno. */
 static int drain_upload(struct transfer *t)
 {
+	if (t->bev == NULL)
+		return 0; /* a clear upload: nothing waits in user space */
 	struct evbuffer *in = bufferevent_get_input(t->bev);
 	while (evbuffer_get_length(in) > 0) {
 		if (!t->spec.ascii) {
@@ -273,15 +311,13 @@ static int drain_upload(struct transfer *t)
 			t->written += (uint64_t)n;
 			continue;
 		}
-		uint8_t raw[CHUNK], conv[CHUNK + 1];
+		uint8_t raw[CHUNK];
 		int n = evbuffer_remove(in, raw, sizeof(raw));
 		if (n <= 0)
 			return -EIO;
-		size_t m = ascii_from_crlf(&t->ascii, raw, (size_t)n, conv);
-		int rc = write_all(t->spec.file_fd, conv, m);
+		int rc = store(t, raw, (size_t)n);
 		if (rc < 0)
 			return rc;
-		t->written += (uint64_t)n;
 	}
 	return 0;
 }
@@ -303,6 +339,48 @@ static void on_read(struct bufferevent *bev, void *arg)
 	int rc = drain_upload(t);
 	if (rc < 0)
 		upload_failed(t, rc);
+}
+
+static void upload_done(struct transfer *t);
+
+/*
+ * A clear upload's socket is readable (or the data time-out passed: the event is
+ * persistent, so the time-out restarts whenever data comes).  Not a bufferevent: libevent
+ * 2.1 reads at most 16 KiB a call (EVBUFFER_MAX_READ), with an ioctl(FIONREAD), a readv
+ * and an epoll_wait each time; here a wake-up costs a read and a write for each 256 KiB.
+ * The buffer is the worker's: a worker runs one loop on one thread, and nothing is left
+ * in it between calls.
+ */
+static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
+{
+	static uint8_t buf[UPLOAD_BUF];
+	struct transfer *t = arg;
+	if (what & EV_TIMEOUT) {
+		finish(t, R_426_TRANSFER_ABORTED, "Data connection timed out; transfer aborted.");
+		return;
+	}
+	for (int i = 0; i < UPLOAD_READS; i++) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n < 0) {
+			finish(t, R_426_TRANSFER_ABORTED, "Data connection broken; transfer aborted.");
+			return;
+		}
+		if (n == 0) {
+			upload_done(t);
+			return;
+		}
+		int rc = store(t, buf, (size_t)n);
+		if (rc < 0) {
+			upload_failed(t, rc);
+			return;
+		}
+		if ((size_t)n < sizeof(buf))
+			return; /* the socket is empty: spare the read that would say EAGAIN */
+	}
 }
 
 static void upload_done(struct transfer *t)
@@ -427,11 +505,16 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		finish(t, R_425_CANT_OPEN_DATA, text);
 		return;
 	}
-	if (t->tls)
+	bool plain_upload = t->spec.upload && !t->tls;
+	if (t->tls) {
 		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id);
-	else if ((t->bev = bufferevent_socket_new(s->srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
+	} else if (plain_upload) {
+		t->upload_fd = fd;
+		t->upload_ev = event_new(s->srv->base, fd, EV_READ | EV_PERSIST, on_plain_upload, t);
+	} else if ((t->bev = bufferevent_socket_new(s->srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		close(fd);
-	if (t->bev == NULL) {
+	}
+	if (t->bev == NULL && t->upload_ev == NULL) {
 		finish(t, R_425_CANT_OPEN_DATA, "Cannot open data connection: out of memory.");
 		return;
 	}
@@ -443,6 +526,11 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	session_reply(s, R_150_OPENING_DATA, t->spec.opening);
 
 	struct timeval tv = { .tv_sec = s->srv->cfg->data_timeout, .tv_usec = 0 };
+	if (plain_upload) {
+		if (event_add(t->upload_ev, &tv) < 0)
+			finish(t, R_425_CANT_OPEN_DATA, "Cannot open data connection: out of memory.");
+		return;
+	}
 	bufferevent_set_timeouts(t->bev, &tv, &tv);
 	bufferevent_set_max_single_read(t->bev, 256 * 1024);
 	bufferevent_set_max_single_write(t->bev, 4 * 1024 * 1024);
@@ -451,10 +539,7 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		bufferevent_setcb(t->bev, on_read, NULL, on_event, t);
 		bufferevent_enable(t->bev, EV_READ);
 		/* TLS writes during the handshake and for the close_notify. */
-		if (t->tls)
-			bufferevent_enable(t->bev, EV_WRITE);
-		else
-			bufferevent_disable(t->bev, EV_WRITE);
+		bufferevent_enable(t->bev, EV_WRITE);
 		return;
 	}
 	bufferevent_setwatermark(t->bev, EV_WRITE, OUT_LOW, 0);
@@ -481,6 +566,7 @@ void transfer_start(struct session *s, struct transfer_spec *spec)
 	}
 	t->s = s;
 	t->spec = *spec;
+	t->upload_fd = -1;
 	t->tls = (s->flags & SF_PROT_P) && s->srv->tls != NULL;
 	ascii_init(&t->ascii);
 	if (!t->spec.upload && t->spec.fill == NULL) {
