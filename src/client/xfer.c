@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "client/ftp_int.h"
+#include "common/fdio.h"
 #include "common/listing.h"
 #include "common/num.h"
 
@@ -82,21 +83,6 @@ static int data_error(struct ftp *f, long e)
 	return ftp_fail(f, FTPC_ETRANSFER, "data connection: %s", strerror((int)-e));
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static int pump_download(struct ftp *f, struct xfer *x, struct dconn *d)
 {
 	for (;;) {
@@ -106,7 +92,7 @@ static int pump_download(struct ftp *f, struct xfer *x, struct dconn *d)
 		if (n < 0)
 			return data_error(f, n);
 		if (x->kind == PUMP_DOWNLOAD) {
-			int e = write_all(x->fd, x->chunk, (size_t)n);
+			int e = fd_write_all(x->fd, x->chunk, (size_t)n);
 			if (e != 0)
 				return ftp_fail(f, FTPC_ELOCAL, "cannot write the local file: %s",
 						strerror(-e));

@@ -11,25 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
+
 static const char *log_role = "ferryd";
 
 void log_set_role(const char *role)
 {
 	log_role = role;
-}
-
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return; /* nowhere left to report a failing log */
-		}
-		p += w;
-		n -= (size_t)w;
-	}
 }
 
 static void vlog(const char *level, const char *fmt, va_list ap)
@@ -56,7 +44,7 @@ static void vlog(const char *level, const char *fmt, va_list ap)
 	if (len >= sizeof(line) - 1)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	write_all(STDERR_FILENO, line, len);
+	(void)fd_write_all(STDERR_FILENO, line, len); /* nowhere left to report a failing log */
 }
 
 #define DEFINE_LOG(fn, level)                                                                      \
@@ -100,5 +88,5 @@ void log_transfer(int xferlog_fd, const struct xfer_record *r)
 			 r->upload ? 'i' : 'o', r->anonymous ? 'a' : 'r', r->user,
 			 r->complete ? 'c' : 'i');
 	if (n > 0 && (size_t)n < sizeof(line))
-		write_all(xferlog_fd, line, (size_t)n);
+		(void)fd_write_all(xferlog_fd, line, (size_t)n);
 }

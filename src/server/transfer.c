@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "common/ascii.h"
+#include "common/fdio.h"
 #include "common/hostport.h"
 #include "common/reply.h"
 #include "common/tls.h"
@@ -256,26 +257,11 @@ static int fill_file_ascii(void *ctx, struct evbuffer *out)
 
 /* ---- uploads ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Write n bytes that arrived to the file, TYPE A converted.  Returns 0 or -errno. */
 static int store(struct transfer *t, const uint8_t *p, size_t n)
 {
 	if (!t->spec.ascii) {
-		int rc = write_all(t->spec.file_fd, p, n);
+		int rc = fd_write_all(t->spec.file_fd, p, n);
 		if (rc == 0)
 			t->written += n;
 		return rc;
@@ -284,7 +270,7 @@ static int store(struct transfer *t, const uint8_t *p, size_t n)
 	while (n > 0) {
 		size_t take = n < CHUNK ? n : CHUNK;
 		size_t m = ascii_from_crlf(&t->ascii, p, take, conv);
-		int rc = write_all(t->spec.file_fd, conv, m);
+		int rc = fd_write_all(t->spec.file_fd, conv, m);
 		if (rc < 0)
 			return rc;
 		t->written += take;
@@ -389,7 +375,7 @@ static void upload_done(struct transfer *t)
 	if (rc == 0 && t->spec.ascii) {
 		uint8_t cr[1];
 		size_t m = ascii_from_crlf_flush(&t->ascii, cr);
-		rc = write_all(t->spec.file_fd, cr, m);
+		rc = fd_write_all(t->spec.file_fd, cr, m);
 	}
 	if (rc < 0) {
 		upload_failed(t, rc);
