@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,17 +47,8 @@ def pytest_configure(config):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item):
     m = item.get_closest_marker("timeout")
-    limit = int(m.args[0]) if m else 60
-
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"watchdog: test ran longer than {limit} s")
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(limit)
-    try:
+    with wire.watchdog(int(m.args[0]) if m else 60):
         yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # -- ferry ----------------------------------------------------------------------------------
@@ -255,6 +247,55 @@ def certs(tmp_path_factory):
     c.other = crt
     c.other_key = key
     return c
+
+
+class ScriptedServer:
+    """One FTP session on 127.0.0.1 in a thread, for what real servers will not do on
+    demand.  A subclass sets its attributes, then calls ScriptedServer.__init__, and
+    answers each command in reply(verb, arg) (False ends the session); every line ferry
+    sent is in .log, and join() raises what went wrong in the thread."""
+
+    GREETING = "220 scripted"
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.ls.settimeout(10)
+        self.port = self.ls.getsockname()[1]
+        self.log = []
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def url(self, path=""):
+        return f"ftp://127.0.0.1:{self.port}/{path}"
+
+    def send(self, text):
+        self.c.sendall(text.encode() + b"\r\n")
+
+    def run(self):
+        try:
+            self.c, _ = self.ls.accept()
+            self.c.settimeout(10)
+            self.send(self.GREETING)
+            for raw in self.c.makefile("rb"):
+                line = raw.decode().rstrip("\r\n")
+                self.log.append(line)
+                verb, _, arg = line.partition(" ")
+                if not self.reply(verb.upper(), arg):
+                    break
+            self.c.close()
+        except Exception as e:      # reported by join()
+            self.error = e
+
+    def reply(self, verb, arg):
+        raise NotImplementedError
+
+    def join(self):
+        self.thread.join(10)
+        self.ls.close()
+        assert self.error is None, repr(self.error)
 
 
 def can_bind(addr):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_random
+from conftest import ScriptedServer, write_random
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -289,30 +289,17 @@ def test_upload_without_mfmt(ferry, no_mfmt_server, tmp_path):
 
 
 # -- a malicious server ---------------------------------------------------------------------
-class Evil:
-    """One session on 127.0.0.1 whose MLSD lists names that climb out of the directory,
-    each as a file (RETR of any of them answers with the same bytes)."""
+class Evil(ScriptedServer):
+    """A server whose MLSD lists names that climb out of the directory, each as a file
+    (RETR of any of them answers with the same bytes)."""
 
     NAMES = ["../evil", "a/../../x", "..", "/abs", "sub/../../y", "cr\rname", "ok.txt"]
     DATA = b"served\n"
+    GREETING = "220 evil"
 
     def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.ls.settimeout(10)
-        self.port = self.ls.getsockname()[1]
-        self.log = []
-        self.error = None
         self.pasv = None
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def url(self, path=""):
-        return f"ftp://127.0.0.1:{self.port}/{path}"
-
-    def send(self, text):
-        self.c.sendall(text.encode() + b"\r\n")
+        super().__init__()
 
     def data(self, payload):
         self.send("150 here")
@@ -321,21 +308,6 @@ class Evil:
         d.close()
         self.pasv.close()
         self.send("226 done")
-
-    def run(self):
-        try:
-            self.c, _ = self.ls.accept()
-            self.c.settimeout(10)
-            self.send("220 evil")
-            for raw in self.c.makefile("rb"):
-                line = raw.decode().rstrip("\r\n")
-                self.log.append(line)
-                verb, _, arg = line.partition(" ")
-                if not self.reply(verb.upper(), arg):
-                    break
-            self.c.close()
-        except Exception as e:      # reported by the test
-            self.error = e
 
     def reply(self, verb, arg):
         if verb == "USER":
@@ -368,11 +340,6 @@ class Evil:
         else:
             self.send("502 not here")
         return True
-
-    def join(self):
-        self.thread.join(10)
-        self.ls.close()
-        assert self.error is None, repr(self.error)
 
 
 def all_paths(root):

@@ -3,55 +3,22 @@ demand: a third party racing the server to ferry's active-mode port, and a 425 a
 the transfer command itself after a passive connection was made."""
 
 import socket
-import threading
 
 import pytest
 
-from conftest import can_bind
+from conftest import ScriptedServer, can_bind
 
 
-class Scripted:
-    """One session on 127.0.0.1; replies from handle(verb, arg) (a string, or None for the
-    defaults below).  Active mode: EPRT remembered, connect on RETR."""
+class Scripted(ScriptedServer):
+    """Replies by the defaults below.  Active mode: EPRT remembered, connect on RETR."""
 
     def __init__(self, on_eprt=None, on_retr=None, data=b"hello, world\n"):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(4)
-        self.ls.settimeout(10)
-        self.port = self.ls.getsockname()[1]
         self.on_eprt = on_eprt
         self.on_retr = on_retr
         self.data = data
         self.eprt = None
         self.pasv = None
-        self.log = []
-        self.error = None
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def url(self, path):
-        return f"ftp://127.0.0.1:{self.port}/{path}"
-
-    def run(self):
-        try:
-            c, _ = self.ls.accept()
-            c.settimeout(10)
-            f = c.makefile("rb")
-            self.c = c
-            self.send("220 scripted")
-            for raw in f:
-                line = raw.decode().rstrip("\r\n")
-                self.log.append(line)
-                verb, _, arg = line.partition(" ")
-                if not self.reply(verb.upper(), arg):
-                    break
-            c.close()
-        except Exception as e:      # reported by the test
-            self.error = e
-
-    def send(self, text):
-        self.c.sendall(text.encode() + b"\r\n")
+        super().__init__()
 
     def reply(self, verb, arg):
         if verb == "USER":
@@ -90,11 +57,6 @@ class Scripted:
         else:
             self.send("502 not here")
         return True
-
-    def join(self):
-        self.thread.join(10)
-        self.ls.close()
-        assert self.error is None, repr(self.error)
 
 
 def test_active_mode_refuses_a_third_party(ferry, tmp_path):

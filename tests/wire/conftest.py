@@ -11,6 +11,7 @@ SIGALRM watchdog fails a test that runs too long (Debian has no pytest-timeout b
 120 s, 600 s for tests marked slow, or @pytest.mark.timeout(N).
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -49,11 +50,10 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ipv6: needs ::1")
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item):
-    m = item.get_closest_marker("timeout")
-    limit = int(m.args[0]) if m else (600 if item.get_closest_marker("slow") else 120)
-
+@contextlib.contextmanager
+def watchdog(limit):
+    """TimeoutError in the test's thread once it has run limit seconds (SIGALRM); also
+    used by tests/client/conftest.py."""
     def on_alarm(signum, frame):
         raise TimeoutError(f"watchdog: test ran longer than {limit} s")
     old = signal.signal(signal.SIGALRM, on_alarm)
@@ -63,6 +63,13 @@ def pytest_runtest_call(item):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    m = item.get_closest_marker("timeout")
+    with watchdog(int(m.args[0]) if m else (600 if item.get_closest_marker("slow") else 120)):
+        yield
 
 
 def free_port(host="127.0.0.1"):
