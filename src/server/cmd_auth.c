@@ -83,7 +83,7 @@ static void login_failed(struct session *s)
 {
 	s->login_failures++;
 	log_info("session %llu login failed client=%s user=%s", (unsigned long long)s->id,
-		 s->peer_str, s->username);
+		 s->peer_str, LOG_Q(s->username));
 	s->username[0] = '\0';
 	s->flags &= ~SF_USER_GIVEN;
 	/*
@@ -140,8 +140,8 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 	if (fd < 0 && anonymous)
 		fd = -errno;
 	if (fd < 0) {
-		log_error("session %llu: home of %s (%s) unavailable: %s", (unsigned long long)s->id,
-			  s->username, home, strerror(-fd));
+		log_error("session %llu: home of user=%s home=%s unavailable: %s",
+			  (unsigned long long)s->id, LOG_Q(s->username), LOG_Q(home), strerror(-fd));
 		session_reply(s, R_530_NOT_LOGGED_IN, "Login failed: home directory unavailable.");
 		s->flags &= ~SF_USER_GIVEN;
 		return;
@@ -155,7 +155,7 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 	}
 	str_copy(s->cwd, sizeof(s->cwd), "/");
 	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
-		 s->username, anonymous ? " (anonymous)" : "");
+		 LOG_Q(s->username), anonymous ? " (anonymous)" : "");
 	report(s, IPC_LOGIN_OK); /* no longer counts as waiting to log in */
 	session_reply(s, R_230_LOGGED_IN, "Login successful.");
 	session_touch(s);
@@ -191,8 +191,8 @@ void cmd_pass(struct session *s, const char *arg)
 							      : NULL;
 	if (cu != NULL) {
 		/* tls_cert_login: the verified certificate stands for the password. */
-		log_info("session %llu: user %s logs in by client certificate",
-			 (unsigned long long)s->id, s->username);
+		log_info("session %llu: user=%s logs in by client certificate",
+			 (unsigned long long)s->id, LOG_Q(s->username));
 		login_ok(s, cu->home, cu->perms, false);
 		return;
 	}

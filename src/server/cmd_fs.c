@@ -132,7 +132,8 @@ void cmd_rnto(struct session *s, const char *arg)
 		session_reply_errno(s, rc, "Rename failed");
 		return;
 	}
-	log_info("session %llu rename %s -> %s", (unsigned long long)s->id, s->rnfr, path);
+	log_info("session %llu rename from=%s to=%s", (unsigned long long)s->id, LOG_Q(s->rnfr),
+		 LOG_Q(path));
 	session_reply(s, R_250_FILE_ACTION_OK, "Rename successful.");
 }
 

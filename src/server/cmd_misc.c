@@ -17,12 +17,8 @@
 void cmd_clnt(struct session *s, const char *arg)
 {
 	str_copy(s->client_name, sizeof(s->client_name), arg);
-	/* A client name is for logs only; keep it printable. */
-	for (char *p = s->client_name; *p != '\0'; p++) {
-		if (!isprint((unsigned char)*p))
-			*p = '?';
-	}
-	log_info("session %llu client software: %s", (unsigned long long)s->id, s->client_name);
+	log_info("session %llu client software: clnt=%s", (unsigned long long)s->id,
+		 LOG_Q(s->client_name));
 	session_reply(s, R_200_OK, "Noted.");
 }
 

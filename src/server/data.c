@@ -98,14 +98,16 @@ static void log_failure(const struct data_chan *d, const char *why)
 {
 	const struct session *s = d->s;
 	if (d->mode == DATA_PASSIVE) {
-		log_warn("session %llu: no data connection from %s to passive port %u: %s",
-			 (unsigned long long)s->id, s->peer_str, d->port, why);
+		log_warn_limited(&s->srv->rl_data_failed,
+				 "session %llu: no data connection from %s to passive port %u: %s",
+				 (unsigned long long)s->id, s->peer_str, d->port, why);
 		return;
 	}
 	char who[64];
 	hostport_ntop(&d->target, who, sizeof(who));
-	log_warn("session %llu: active data connection to %s port %u failed: %s",
-		 (unsigned long long)s->id, who, hostport_get_port(&d->target), why);
+	log_warn_limited(&s->srv->rl_data_failed,
+			 "session %llu: active data connection to %s port %u failed: %s",
+			 (unsigned long long)s->id, who, hostport_get_port(&d->target), why);
 }
 
 /* Hand the connection (or the failure) to the waiting transfer; the channel is spent. */
@@ -236,10 +238,11 @@ void data_passive_answer(struct session *s, const struct ipc_msg *m)
 	d->asking = false;
 	if (m->err != 0) {
 		const struct config *cfg = s->srv->cfg;
-		log_warn("session %llu: no passive port available in %u-%u for %s: %s",
-			 (unsigned long long)s->id, cfg->pasv_ports.min,
-			 cfg->pasv_ports.min ? cfg->pasv_ports.max : 65535, s->peer_str,
-			 strerror(m->err));
+		log_warn_limited(&s->srv->rl_no_port,
+				 "session %llu: no passive port available in %u-%u for %s: %s",
+				 (unsigned long long)s->id, cfg->pasv_ports.min,
+				 cfg->pasv_ports.min ? cfg->pasv_ports.max : 65535, s->peer_str,
+				 strerror(m->err));
 		data_free(s);
 		session_reply(s, R_425_CANT_OPEN_DATA, "No passive port available; try again later.");
 		session_resume(s);
@@ -290,8 +293,9 @@ void data_active(struct session *s, const struct sockaddr_storage *target)
 	if (!hostport_same_host(&t, &s->peer)) {
 		char who[64];
 		hostport_ntop(&t, who, sizeof(who));
-		log_warn("session %llu: refused PORT/EPRT to %s (control connection is from %s)",
-			 (unsigned long long)s->id, who, s->peer_str);
+		log_warn_limited(&s->srv->rl_port_refused,
+				 "session %llu: refused PORT/EPRT to %s (control connection is from %s)",
+				 (unsigned long long)s->id, who, s->peer_str);
 		session_reply(s, R_500_SYNTAX_ERROR,
 			      "Illegal PORT command: the address must be your own.");
 		return;
@@ -386,8 +390,9 @@ static int active_connect(struct session *s, const struct data_chan *d, const ch
 			*why = "cannot connect to the client";
 			return rc;
 		}
-		log_warn("session %llu: port 20 unavailable (%s); connecting from another port",
-			 (unsigned long long)s->id, strerror(-fd));
+		log_warn_limited(&s->srv->rl_no_port,
+				 "session %llu: port 20 unavailable (%s); connecting from another port",
+				 (unsigned long long)s->id, strerror(-fd));
 	}
 	if (cfg->active_ports.min == 0) {
 		hostport_set_port(&from, 0);
@@ -421,8 +426,8 @@ static int active_connect(struct session *s, const struct data_chan *d, const ch
 			return rc;
 		}
 	}
-	log_warn("session %llu: no source port free in active_ports %u-%u",
-		 (unsigned long long)s->id, cfg->active_ports.min, cfg->active_ports.max);
+	log_warn_limited(&s->srv->rl_no_port, "session %llu: no source port free in active_ports %u-%u",
+			 (unsigned long long)s->id, cfg->active_ports.min, cfg->active_ports.max);
 	*why = "no source port free for the data connection";
 	return last;
 }

@@ -87,7 +87,7 @@ void session_close(struct session *s, const char *why)
 		return;
 	}
 	log_info("session %llu end client=%s user=%s reason=%s", (unsigned long long)s->id,
-		 s->peer_str, s->username[0] ? s->username : "-", why);
+		 s->peer_str, s->username[0] ? LOG_Q(s->username) : "-", why);
 	free_session(s);
 }
 
@@ -365,7 +365,8 @@ static void tls_established(struct session *s)
 	if (!tls_peer_cn(s->ctl, s->cert_cn, sizeof(s->cert_cn)))
 		s->cert_cn[0] = '\0';
 	log_info("session %llu TLS %s%s%s", (unsigned long long)s->id, how,
-		 s->cert_cn[0] ? " client certificate CN=" : "", s->cert_cn);
+		 s->cert_cn[0] ? " client certificate CN=" : "",
+		 s->cert_cn[0] ? LOG_Q(s->cert_cn) : "");
 }
 
 /* After CCC: the client's close_notify came; commands are in the clear from here on. */

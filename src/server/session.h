@@ -19,6 +19,7 @@
 #include "common/path.h"
 #include "common/tls.h"
 #include "server/config.h"
+#include "server/log.h"
 
 struct auth_pool;
 struct users;
@@ -46,6 +47,14 @@ struct server {
 	uint32_t pasv_seq;          /* numbers passive requests to the master */
 	bool draining;              /* finishing sessions; no new ones */
 	bool shutting_down;         /* SIGTERM: close sessions as their transfers end */
+	/*
+	 * Warnings a client can cause again and again (log.h; zeroed = 10 lines, then 1 a
+	 * second): a flood of them costs the disk a line a second, with a count.
+	 */
+	struct log_ratelimit rl_port_refused; /* PORT/EPRT to another host */
+	struct log_ratelimit rl_data_failed;  /* data connections not made */
+	struct log_ratelimit rl_no_port;      /* no local port for a data connection */
+	struct log_ratelimit rl_data_tls;     /* TLS refused or failed on data connections */
 };
 
 enum session_flags {

@@ -425,9 +425,10 @@ static void data_handshake_done(struct transfer *t)
 {
 	struct session *s = t->s;
 	if (s->srv->cfg->tls_require_reuse && !tls_resumed(t->bev)) {
-		log_warn("session %llu: data connection from %s made a new TLS session instead of "
-			 "resuming the control connection's; refused", (unsigned long long)s->id,
-			 s->peer_str);
+		log_warn_limited(&s->srv->rl_data_tls,
+				 "session %llu: data connection from %s made a new TLS session "
+				 "instead of resuming the control connection's; refused",
+				 (unsigned long long)s->id, s->peer_str);
 		finish(t, R_522_TLS_REFUSED,
 		       "Data connection refused: it must resume the TLS session of the control "
 		       "connection (TLS session reuse is required).");
@@ -454,8 +455,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (t->tls && !t->verified) {
 		char why[256], text[320];
 		tls_last_error(bev, why, sizeof(why));
-		log_warn("session %llu: TLS handshake on the data connection failed: %s",
-			 (unsigned long long)t->s->id, why);
+		log_warn_limited(&t->s->srv->rl_data_tls,
+				 "session %llu: TLS handshake on the data connection failed: %s",
+				 (unsigned long long)t->s->id, why);
 		snprintf(text, sizeof(text), "TLS negotiation on the data connection failed: %s.",
 			 why);
 		finish(t, R_522_TLS_REFUSED, text);
