@@ -7,8 +7,8 @@
  * frozen configuration (built once by config_load), a socketpair as the control connection
  * (session_new on one end, the harness as client on the other), and a SOCK_SEQPACKET
  * socketpair as the worker's channel, whose other end the harness serves as the master
- * would: IPC_PASV_OPEN gets a port and at once (or later) a data connection, itself a
- * socketpair; IPC_LOGIN_FAILED gets a delay of 0 ms.  There is no password check (no users
+ * would: PASV_OPEN gets a port and at once (or later) a data connection, itself a
+ * socketpair; LOGIN_FAILED gets a delay of 0 ms.  There is no password check (no users
  * table and no password thread: other users fail like unknown ones) and no TLS context (AUTH
  * TLS gets 534).  The control connection is AF_UNIX, so PASV (IPv4 only) gets 425 and
  * PORT/EPRT, never the client's own address, get 500; EPSV carries the data connections.
@@ -39,7 +39,7 @@
  * digit 1-5), text, CR LF, with no other CR or LF and no NUL, at most REPLY_LINE_MAX bytes; a
  * multi-line reply ends with "ddd " of its own code and its other lines start with a space
  * (or "ddd-"); the first reply is 220; at a quiet point no reply is half sent; the worker
- * sends only the messages a worker sends, IPC_LOGIN_OK at most once, IPC_SESSION_END once,
+ * sends only the messages a worker sends, LOGIN_OK at most once, SESSION_END once,
  * nothing after the end; a session whose client has gone ends (once every pending timer has
  * fired, at the latest); no descriptor stays open; nothing is created outside the root (a
  * sentinel directory beside it, which symbolic links in the root point at, stays empty).
@@ -75,7 +75,7 @@
 #include "common/path.h"
 #include "server/config.h"
 #include "server/data.h"
-#include "server/ipc.h"
+#include "server/channel.h"
 #include "server/session.h"
 #include "server/throttle.h"
 
@@ -461,20 +461,15 @@ static void hand_over(struct run *r, int fd, uint32_t seq)
 		close(fd);
 		return;
 	}
-	struct ipc_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = IPC_DATA_CONN;
-	m.id = SESSION_ID;
-	m.seq = seq;
+	struct msg_pasv_ref m = { .id = SESSION_ID, .seq = seq };
 	data_passive_connected(s, &m, fd);
 }
 
-/* The master's IPC_PASV_PORT, and the client connecting to it. */
-static void answer_pasv(struct run *r, struct session *s, const struct ipc_msg *req)
+/* The master's PASV_PORT, and the client connecting to it. */
+static void answer_pasv(struct run *r, struct session *s, const struct msg_pasv_open *req)
 {
-	struct ipc_msg a;
+	struct msg_pasv_port a;
 	memset(&a, 0, sizeof(a));
-	a.type = IPC_PASV_PORT;
 	a.id = req->id;
 	a.seq = req->seq;
 	int sv[2];
@@ -512,35 +507,39 @@ static bool serve_master(struct run *r)
 {
 	bool moved = false;
 	for (;;) {
-		struct ipc_msg m;
+		enum msg_type type;
+		union msg_payload m;
 		int fd = -1;
-		int rc = ipc_recv(r->master, &m, &fd);
+		int rc = msg_read(r->master, TO_MASTER, false, &type, &m, &fd);
 		if (rc == -EAGAIN || rc == -EWOULDBLOCK)
 			return moved;
 		if (rc < 0)
 			fail("worker channel: %s", strerror(-rc));
 		moved = true;
 		if (fd >= 0)
-			fail("the worker sent a descriptor with message %u", m.type);
-		if (m.id != SESSION_ID)
-			fail("message %u for session %llu, not ours", m.type, (unsigned long long)m.id);
+			fail("the worker sent a descriptor with message %u", type);
+		/* Every message a worker sends names its session first. */
+		uint64_t id;
+		memcpy(&id, &m, sizeof(id));
+		if (id != SESSION_ID)
+			fail("message %u for session %llu, not ours", type, (unsigned long long)id);
 		if (r->session_ends > 0)
-			fail("message %u after IPC_SESSION_END", m.type);
+			fail("message %u after SESSION_END", type);
 		struct session *s = session(r);
-		switch (m.type) {
-		case IPC_PASV_OPEN:
+		switch (type) {
+		case MSG_PASV_OPEN:
 			if (s == NULL)
 				break;
 			if (r->pasv_silent) {
 				r->pasv_silent = false;
 				break;
 			}
-			answer_pasv(r, s, &m);
+			answer_pasv(r, s, &m.PASV_OPEN);
 			break;
-		case IPC_PASV_CLOSE:
+		case MSG_PASV_CLOSE:
 			/* The master forgets the wait: a connection not handed over yet goes. */
 			for (unsigned i = 0; i < r->n_late;) {
-				if (r->late_q[i].seq == m.seq) {
+				if (r->late_q[i].seq == m.PASV_CLOSE.seq) {
 					close(r->late_q[i].fd);
 					r->late_q[i] = r->late_q[--r->n_late];
 				} else {
@@ -548,21 +547,23 @@ static bool serve_master(struct run *r)
 				}
 			}
 			break;
-		case IPC_LOGIN_FAILED:
+		case MSG_LOGIN_CHECKING:
+			break;
+		case MSG_LOGIN_FAILED:
 			if (r->login_silent)
 				r->login_silent = false;
 			else if (s != NULL)
 				login_delay_decided(s, 0);
 			break;
-		case IPC_LOGIN_OK:
+		case MSG_LOGIN_OK:
 			if (++r->login_oks > 1)
-				fail("IPC_LOGIN_OK twice");
+				fail("LOGIN_OK twice");
 			break;
-		case IPC_SESSION_END:
+		case MSG_SESSION_END:
 			r->session_ends++;
 			break;
 		default:
-			fail("a worker never sends message type %u", m.type);
+			fail("a worker never sends message type %u", type);
 		}
 	}
 }
@@ -773,6 +774,14 @@ NO_COVERAGE static void open_fds(uint8_t set[FD_SCAN / 8])
 	}
 }
 
+/* The harness calls the worker's handlers itself: nothing comes over the channel. */
+static const struct channel_handlers no_messages;
+
+static void on_channel_failed(void *ctx, enum channel_failure why, const char *detail)
+{
+	fail("the worker's channel failed (%d): %s", (int)why, detail);
+}
+
 static void start(struct run *r, int variant)
 {
 	memset(r, 0, sizeof(*r));
@@ -795,7 +804,9 @@ static void start(struct run *r, int variant)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, chan) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ctl) < 0)
 		fail("socketpair: %s", strerror(errno));
-	srv->master_fd = chan[0];
+	srv->master = channel_new(srv->base, chan[0], TO_WORKER, &no_messages, on_channel_failed, r);
+	if (srv->master == NULL)
+		fail("channel_new");
 	r->master = chan[1];
 	r->ctl = ctl[0];
 	/* A small send buffer, so that replies back up (R) within a short input. */
@@ -838,15 +849,15 @@ static void finish(struct run *r)
 	}
 	serve_master(r);
 	if (r->session_ends != 1)
-		fail("%u IPC_SESSION_END messages, want 1", r->session_ends);
+		fail("%u SESSION_END messages, want 1", r->session_ends);
 	if (r->srv.n_sessions != 0 || !TAILQ_EMPTY(&r->srv.sessions))
 		fail("sessions left in the server");
 
 	while (r->n_late > 0)
 		close(r->late_q[--r->n_late].fd);
 	close(r->ctl);
+	channel_free(r->srv.master);
 	close(r->master);
-	close(r->srv.master_fd);
 	event_base_free(r->srv.base);
 }
 

@@ -3,9 +3,9 @@
  * one reply text, one delay, one hash computed, for unknown users and wrong passwords alike.
  *
  * The delay is the master's to decide, since only it sees every session of an address
- * (throttle.h): each failure is reported (IPC_LOGIN_FAILED) and the session stays busy,
- * reading no command, until the master's IPC_LOGIN_DELAY sets when the 530 goes out.
- * Each login is reported too (IPC_LOGIN_OK), so that the master counts the sessions that
+ * (throttle.h): each failure is reported (LOGIN_FAILED) and the session stays busy,
+ * reading no command, until the master's LOGIN_DELAY sets when the 530 goes out.
+ * Each login is reported too (LOGIN_OK), so that the master counts the sessions that
  * have not logged in (max_unauthenticated).
  */
 #include <errno.h>
@@ -19,7 +19,6 @@
 #include "server/auth.h"
 #include "server/cmd_tls.h"
 #include "server/dispatch.h"
-#include "server/ipc.h"
 #include "server/log.h"
 #include "server/session.h"
 #include "server/throttle.h"
@@ -70,13 +69,9 @@ static int arm_delay(struct session *s, unsigned ms)
 }
 
 /* Tell the master about a login, failed or not; returns 0 or -errno (logged). */
-static int report(struct session *s, enum ipc_type type)
+static int report(struct session *s, enum msg_type type)
 {
-	struct ipc_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = type;
-	m.id = s->id;
-	return worker_send(s->srv, &m, -1);
+	return worker_report(s->srv, type, s->id);
 }
 
 static void login_failed(struct session *s)
@@ -96,7 +91,7 @@ static void login_failed(struct session *s)
 		session_close(s, "out of memory");
 		return;
 	}
-	unsigned ms = report(s, IPC_LOGIN_FAILED) == 0 ? THROTTLE_MAX_DELAY_MS
+	unsigned ms = report(s, MSG_LOGIN_FAILED) == 0 ? THROTTLE_MAX_DELAY_MS
 						       : s->srv->cfg->login_failure_delay;
 	if (arm_delay(s, ms) < 0)
 		session_close(s, "out of memory");
@@ -156,7 +151,7 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 	str_copy(s->cwd, sizeof(s->cwd), "/");
 	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
 		 LOG_Q(s->username), anonymous ? " (anonymous)" : "");
-	report(s, IPC_LOGIN_OK); /* no longer counts as waiting to log in */
+	report(s, MSG_LOGIN_OK); /* no longer counts as waiting to log in */
 	session_reply(s, R_230_LOGGED_IN, "Login successful.");
 	session_touch(s);
 }
@@ -200,6 +195,8 @@ void cmd_pass(struct session *s, const char *arg)
 	s->auth = auth_check(s->srv->auth, s->username, arg, on_checked, s);
 	if (s->auth == NULL)
 		login_failed(s);
+	else
+		report(s, MSG_LOGIN_CHECKING); /* not idle: max_unauthenticated spares it */
 }
 
 void cmd_acct(struct session *s, const char *arg)

@@ -17,7 +17,7 @@
 #include "common/buf.h"
 #include "common/hostport.h"
 #include "common/reply.h"
-#include "server/ipc.h"
+#include "server/channel.h"
 #include "server/log.h"
 #include "server/pasv_address.h"
 #include "server/port20.h"
@@ -47,12 +47,9 @@ static void stop_waiting(struct data_chan *d)
 {
 	if (!d->asking && !d->waiting)
 		return;
-	struct ipc_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = IPC_PASV_CLOSE;
-	m.id = d->s->id;
-	m.seq = d->seq;
-	worker_send(d->s->srv, &m, -1);
+	struct msg_pasv_ref m = { .id = d->s->id, .seq = d->seq };
+	if (d->s->srv->master != NULL)
+		send_PASV_CLOSE(d->s->srv->master, &m, -1);
 	d->asking = d->waiting = false;
 }
 
@@ -192,16 +189,19 @@ void data_passive(struct session *s, bool extended)
 	const struct config *cfg = s->srv->cfg;
 	d->extended = extended;
 	d->seq = ++s->srv->pasv_seq;
-	struct ipc_msg m;
+	struct msg_pasv_open m;
 	memset(&m, 0, sizeof(m));
-	m.type = IPC_PASV_OPEN;
 	m.id = s->id;
 	m.seq = d->seq;
 	m.port_min = cfg->pasv_ports.min;
 	m.port_max = cfg->pasv_ports.max;
-	memcpy(m.addr, &s->local, sizeof(s->local));
-	memcpy(m.addr2, &s->peer, sizeof(s->peer));
-	if (worker_send(s->srv, &m, -1) < 0) {
+	m.local = s->local;
+	m.peer = s->peer;
+	int rc = s->srv->master != NULL ? send_PASV_OPEN(s->srv->master, &m, -1) : -EPIPE;
+	if (rc < 0) {
+		log_warn("session %llu: cannot ask the master for a passive port: %s",
+			 (unsigned long long)s->id,
+			 rc == -ENOBUFS ? "its queue is full" : strerror(-rc));
 		data_free(s);
 		session_reply(s, R_425_CANT_OPEN_DATA, "Cannot open a passive port; try again later.");
 		return;
@@ -230,7 +230,7 @@ static void reply_passive(struct session *s, struct data_chan *d, const struct i
 	buf_free(&b);
 }
 
-void data_passive_answer(struct session *s, const struct ipc_msg *m)
+void data_passive_answer(struct session *s, const struct msg_pasv_port *m)
 {
 	struct data_chan *d = s->data;
 	if (d == NULL || !d->asking || d->seq != m->seq)
@@ -251,17 +251,30 @@ void data_passive_answer(struct session *s, const struct ipc_msg *m)
 	d->waiting = true;
 	d->port = m->port;
 	struct sockaddr_in resolved;
-	memcpy(&resolved, m->addr2, sizeof(resolved));
+	memcpy(&resolved, &m->resolved, sizeof(resolved));
 	reply_passive(s, d, resolved.sin_family == AF_INET ? &resolved.sin_addr : NULL);
 	arm_timer(d);
 	session_resume(s);
 }
 
-void data_passive_connected(struct session *s, const struct ipc_msg *m, int fd)
+void data_passive_connected(struct session *s, const struct msg_pasv_ref *m, int fd)
 {
 	struct data_chan *d = s->data;
 	if (d == NULL || !d->waiting || d->seq != m->seq || d->conn_fd >= 0) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (fd < 0) {
+		/* The connection came, but this worker had no descriptor left to take it. */
+		d->waiting = false;
+		if (d->ready != NULL) {
+			deliver(d, strerror(-fd));
+		} else {
+			log_warn("session %llu: passive data connection lost: %s",
+				 (unsigned long long)s->id, strerror(-fd));
+			data_free(s);
+		}
 		return;
 	}
 	d->waiting = false; /* exactly one connection per PASV: the master forgot us */

@@ -17,17 +17,21 @@
 
 struct session;
 
-struct ipc_msg;
+struct msg_pasv_port;
+struct msg_pasv_ref;
 
 /*
  * PASV (extended = false) or EPSV: asks the master for a port; the session waits until
  * the answer comes (data_passive_answer), which replies 227 / 229 / 425.
  */
 void data_passive(struct session *s, bool extended);
-/* The master's IPC_PASV_PORT for this session. */
-void data_passive_answer(struct session *s, const struct ipc_msg *m);
-/* The master's IPC_DATA_CONN: the client connected (fd owned by the callee). */
-void data_passive_connected(struct session *s, const struct ipc_msg *m, int fd);
+/* The master's PASV_PORT for this session. */
+void data_passive_answer(struct session *s, const struct msg_pasv_port *m);
+/*
+ * The master's DATA_CONN: the client connected (fd owned by the callee), or fd is -errno
+ * when the descriptor was lost on the way (the worker's limit): the wait fails.
+ */
+void data_passive_connected(struct session *s, const struct msg_pasv_ref *m, int fd);
 /* Whether the session waits for the master's answer to PASV/EPSV (it reads no command). */
 bool data_waiting_for_master(const struct session *s);
 /* PORT / EPRT: checks the target and replies 200 or an error. */

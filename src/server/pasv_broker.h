@@ -1,7 +1,7 @@
 /*
  * pasv_broker.h: the master's passive listeners, shared between sessions.
  *
- * A worker that gets PASV or EPSV asks the master for a port (IPC_PASV_OPEN).  The broker
+ * A worker that gets PASV or EPSV asks the master for a port (PASV_OPEN, messages.def).  The broker
  * finds a listener on the control connection's local address, in the session's range,
  * that no other session of the same client address waits on: an existing one if it can,
  * else a new one on a free port.  So sessions from different client addresses share

@@ -2,7 +2,7 @@
  * port20.c: the port-20 helper process and its two clients (master and workers).
  *
  * The helper runs as the unprivileged user with only CAP_NET_BIND_SERVICE.  It serves
- * exactly one request type, IPC_PORT20_REQUEST, and checks it: an IPv4 or IPv6 address,
+ * exactly one request type, PORT20_REQUEST (messages.def), and checks it: an IPv4 or IPv6 address,
  * port forced to 20.  It never reads from the network and never touches a file.
  */
 #include "server/port20.h"
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "common/hostport.h"
-#include "server/ipc.h"
+#include "server/channel.h"
 #include "server/log.h"
 #include "server/sandbox.h"
 
@@ -45,15 +45,12 @@ static int drop_to_user(const char *user)
 	return rc;
 }
 
-static void serve_request(int chan, const struct ipc_msg *req)
+static void serve_request(int chan, const struct msg_port20_req *req)
 {
-	struct ipc_msg rep;
-	memset(&rep, 0, sizeof(rep));
-	rep.type = IPC_PORT20_REPLY;
-	struct sockaddr_storage a;
-	memcpy(&a, req->addr, sizeof(a) < sizeof(req->addr) ? sizeof(a) : sizeof(req->addr));
+	struct msg_port20_reply rep = { .err = 0 };
+	struct sockaddr_storage a = req->local;
 	int fd = -1;
-	if (req->type != IPC_PORT20_REQUEST || (a.ss_family != AF_INET && a.ss_family != AF_INET6)) {
+	if (a.ss_family != AF_INET && a.ss_family != AF_INET6) {
 		rep.err = EINVAL;
 	} else {
 		hostport_set_port(&a, 20);
@@ -68,7 +65,7 @@ static void serve_request(int chan, const struct ipc_msg *req)
 			fd = -1;
 		}
 	}
-	ipc_send(chan, &rep, fd);
+	msg_write(chan, MSG_PORT20_REPLY, &rep, fd);
 	if (fd >= 0)
 		close(fd);
 }
@@ -90,13 +87,14 @@ static _Noreturn void helper_main(int ctl)
 		for (nfds_t i = 0; i < n; i++) {
 			if (fds[i].revents == 0)
 				continue;
-			struct ipc_msg m;
+			enum msg_type type;
+			union msg_payload m;
 			int fd;
-			int rc = ipc_recv(fds[i].fd, &m, &fd);
+			int rc = msg_read(fds[i].fd, TO_PORT20, false, &type, &m, &fd);
 			if (i == 0) {
 				if (rc == -EPIPE)
 					_exit(0); /* the master is gone */
-				if (rc == 0 && m.type == IPC_PORT20_CHANNEL && fd >= 0 &&
+				if (rc == 0 && type == MSG_PORT20_CHANNEL && fd >= 0 &&
 				    n <= PORT20_MAX_CHANNELS) {
 					fds[n].fd = fd;
 					fds[n].events = POLLIN;
@@ -109,8 +107,8 @@ static _Noreturn void helper_main(int ctl)
 			}
 			if (fd >= 0)
 				close(fd); /* workers never send descriptors */
-			if (rc == 0) {
-				serve_request(fds[i].fd, &m);
+			if (rc == 0 && type == MSG_PORT20_REQUEST) {
+				serve_request(fds[i].fd, &m.PORT20_REQUEST);
 			} else if (rc != -EAGAIN) {
 				/* The worker is gone: forget its channel. */
 				close(fds[i].fd);
@@ -159,10 +157,8 @@ int port20_new_channel(int ctl)
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
-	struct ipc_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = IPC_PORT20_CHANNEL;
-	int rc = ipc_send(ctl, &m, sv[1]);
+	struct msg_empty m = { 0 };
+	int rc = msg_write(ctl, MSG_PORT20_CHANNEL, &m, sv[1]);
 	close(sv[1]);
 	if (rc < 0) {
 		close(sv[0]);
@@ -173,21 +169,21 @@ int port20_new_channel(int ctl)
 
 int port20_request(int chan, const struct sockaddr_storage *addr)
 {
-	struct ipc_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = IPC_PORT20_REQUEST;
-	memcpy(m.addr, addr, sizeof(*addr) < sizeof(m.addr) ? sizeof(*addr) : sizeof(m.addr));
-	int rc = ipc_send(chan, &m, -1);
+	struct msg_port20_req req = { .local = *addr };
+	int rc = msg_write(chan, MSG_PORT20_REQUEST, &req, -1);
 	if (rc < 0)
 		return rc;
+	enum msg_type type;
+	union msg_payload m;
 	int fd;
-	rc = ipc_recv(chan, &m, &fd);
+	rc = msg_read(chan, TO_WORKER, true, &type, &m, &fd);
 	if (rc < 0)
 		return rc;
-	if (m.type != IPC_PORT20_REPLY || fd < 0) {
+	if (type != MSG_PORT20_REPLY || fd < 0) {
 		if (fd >= 0)
 			close(fd);
-		return m.err != 0 ? -m.err : -EPROTO;
+		return type == MSG_PORT20_REPLY && m.PORT20_REPLY.err != 0 ? -m.PORT20_REPLY.err
+									  : -EPROTO;
 	}
 	return fd;
 }

@@ -73,9 +73,25 @@ static void free_session(struct session *s)
 	TAILQ_REMOVE(&srv->sessions, s, link);
 	srv->n_sessions--;
 	uint64_t id = s->id;
+	bool reported = s->flags & SF_END_REPORTED;
 	explicit_bzero(s, sizeof(*s));
 	free(s);
-	worker_session_ended(srv, id);
+	if (!reported)
+		worker_session_ended(srv, id);
+	worker_session_freed(srv);
+}
+
+/*
+ * The session is over for the master as soon as it is decided, not when the client has
+ * read the last reply: a client at its per-address limit that reconnects at once after
+ * its 221 must find its count already down.
+ */
+static void report_end(struct session *s)
+{
+	if (s->flags & SF_END_REPORTED)
+		return;
+	s->flags |= SF_END_REPORTED;
+	worker_session_ended(s->srv, s->id);
 }
 
 void session_close(struct session *s, const char *why)
@@ -116,6 +132,16 @@ void session_close_after_flush(struct session *s, const char *why)
 	s->flags |= SF_CLOSING;
 	transfer_free(s);
 	data_free(s);
+	/* A login in progress ends with the session: nothing about it reaches the master later. */
+	if (s->auth != NULL) {
+		auth_cancel(s->auth);
+		s->auth = NULL;
+	}
+	if (s->delay_timer != NULL) {
+		event_free(s->delay_timer);
+		s->delay_timer = NULL;
+	}
+	report_end(s);
 	bufferevent_disable(s->ctl, EV_READ);
 	struct timeval tv = { .tv_sec = CLOSE_FLUSH_SECONDS, .tv_usec = 0 };
 	evtimer_add(s->timer, &tv);

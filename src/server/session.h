@@ -26,6 +26,7 @@ struct users;
 struct data_chan;
 struct transfer;
 struct auth_request;
+struct channel;
 
 #define SESSION_ID_BUCKETS 1024
 
@@ -36,7 +37,7 @@ struct server {
 	const struct users *users;  /* frozen; NULL when no users file */
 	struct auth_pool *auth;
 	int worker_index;
-	int master_fd;              /* channel to the master */
+	struct channel *master;     /* channel to the master (channel.h) */
 	int port20_fd;              /* channel to the port-20 helper, or -1 */
 	int xferlog_fd;             /* -1 when not logging transfers */
 	int anon_root_fd;           /* O_PATH descriptor of the anonymous root, or -1 */
@@ -75,6 +76,7 @@ enum session_flags {
 	SF_CCC = 1 << 14,           /* CCC: waiting for the TLS layer to end */
 	SF_TLS_USED = 1 << 15,      /* AUTH TLS or implicit TLS happened (stays after CCC) */
 	SF_QUIT_PENDING = 1 << 16,  /* QUIT came during a transfer: 221 once it ends */
+	SF_END_REPORTED = 1 << 17,  /* the master has been told the session ended */
 };
 
 struct session {

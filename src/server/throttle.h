@@ -2,9 +2,9 @@
  * throttle.h: failed logins per client address, remembered across sessions and reconnects.
  *
  * The master keeps one table (throttle.c) because it sees every session of every worker:
- * a worker reports each failed login (IPC_LOGIN_FAILED) and the master, which knows the
+ * a worker reports each failed login (LOGIN_FAILED) and the master, which knows the
  * session's address from its own records, answers how long the session must wait before
- * its 530 (IPC_LOGIN_DELAY), and bans the address once it has failed too often.
+ * its 530 (LOGIN_DELAY), and bans the address once it has failed too often.
  *
  * Policy, as ferryd.conf(5) documents it:
  * - An address's failures count until it has had none for ban_time seconds; then they are
@@ -86,8 +86,8 @@ unsigned throttle_size(const struct throttle *t);
 
 /*
  * The worker's side (cmd_auth.c): the master's answers about one of its sessions.
- * IPC_LOGIN_DELAY: the failed login waits ms more before its 530.
- * IPC_CLOSE_UNAUTH: unless it has logged in meanwhile, the session gets 421 and closes;
+ * LOGIN_DELAY: the failed login waits ms more before its 530.
+ * CLOSE_UNAUTH: unless it has logged in meanwhile, the session gets 421 and closes;
  * banned tells the two reasons apart (its address was banned, or max_unauthenticated).
  */
 struct session;

@@ -19,7 +19,7 @@
 #include "common/reply.h"
 #include "server/auth.h"
 #include "server/data.h"
-#include "server/ipc.h"
+#include "server/channel.h"
 #include "server/log.h"
 #include "server/sandbox.h"
 #include "server/session.h"
@@ -31,11 +31,16 @@ struct worker {
 	struct server srv;
 	struct config cfg;
 	struct users *users;
-	struct event *chan_ev;
 	struct event *sigterm_ev;
 	struct event *deadline;
+	struct event *sync_timer;
+	uint64_t max_id;                  /* the newest session id received */
+	struct log_ratelimit fd_lost_log; /* sessions lost to the descriptor limit */
 	char role[32];
 };
+
+/* How often a worker lists its live sessions to the master (channel.h). */
+#define SYNC_SECONDS 10
 
 static void maybe_exit(struct server *srv)
 {
@@ -43,24 +48,25 @@ static void maybe_exit(struct server *srv)
 		event_base_loopexit(srv->base, NULL);
 }
 
-int worker_send(struct server *srv, const struct ipc_msg *m, int fd)
+int worker_report(struct server *srv, enum msg_type type, uint64_t id)
 {
-	if (srv->master_fd < 0)
+	if (srv->master == NULL)
 		return -EPIPE;
-	int rc = ipc_send(srv->master_fd, m, fd);
-	if (rc < 0)
-		log_warn("cannot send to the master: %s", strerror(-rc));
+	struct msg_session m = { .id = id };
+	int rc = channel_send(srv->master, type, &m, -1);
+	if (rc < 0 && rc != -EPIPE)
+		log_warn("session %llu: cannot tell the master (%s): %s", (unsigned long long)id,
+			 msg_def_of(type)->name, strerror(-rc));
 	return rc;
 }
 
 void worker_session_ended(struct server *srv, uint64_t id)
 {
-	struct ipc_msg m;
-	memset(&m, 0, sizeof(m));
-	m.type = IPC_SESSION_END;
-	m.id = id;
-	if (srv->master_fd >= 0 && ipc_send(srv->master_fd, &m, -1) < 0)
-		log_warn("cannot tell the master that session %llu ended", (unsigned long long)id);
+	worker_report(srv, MSG_SESSION_END, id);
+}
+
+void worker_session_freed(struct server *srv)
+{
 	maybe_exit(srv);
 }
 
@@ -97,73 +103,147 @@ static void start_shutdown(struct worker *w)
 	maybe_exit(&w->srv);
 }
 
-static void on_channel(evutil_socket_t fd, short what, void *arg)
+/* ---- the master's messages (messages.def) ---- */
+
+static void on_new_session(void *ctx, const struct msg_new_session *p, int fd)
 {
-	struct worker *w = arg;
-	for (;;) {
-		struct ipc_msg m;
-		int cfd;
-		int rc = ipc_recv(fd, &m, &cfd);
-		if (rc == -EAGAIN)
-			return;
-		if (rc < 0) {
-			/* The master is gone: finish what runs, as on SIGTERM. */
-			event_del(w->chan_ev);
-			w->srv.master_fd = -1;
-			start_shutdown(w);
-			return;
-		}
-		switch (m.type) {
-		case IPC_NEW_SESSION:
-			if (cfd < 0)
-				break;
-			if (w->srv.draining || w->srv.shutting_down) {
-				close(cfd);
-				worker_session_ended(&w->srv, m.id);
-				break;
-			}
-			session_new(&w->srv, cfd, m.id, (m.flags & IPC_F_IMPLICIT_TLS) != 0);
-			cfd = -1;
-			break;
-		case IPC_PASV_PORT: {
-			struct session *s = session_find(&w->srv, m.id);
-			if (s != NULL)
-				data_passive_answer(s, &m);
-			break;
-		}
-		case IPC_DATA_CONN: {
-			struct session *s = cfd >= 0 ? session_find(&w->srv, m.id) : NULL;
-			if (s != NULL) {
-				data_passive_connected(s, &m, cfd);
-				cfd = -1;
-			}
-			break;
-		}
-		case IPC_LOGIN_DELAY: {
-			struct session *s = session_find(&w->srv, m.id);
-			if (s != NULL)
-				login_delay_decided(s, m.seq);
-			break;
-		}
-		case IPC_CLOSE_UNAUTH: {
-			struct session *s = session_find(&w->srv, m.id);
-			if (s != NULL)
-				login_closed_by_master(s, m.err == EACCES);
-			break;
-		}
-		case IPC_DRAIN:
-			w->srv.draining = true;
-			maybe_exit(&w->srv);
-			break;
-		case IPC_SHUTDOWN:
-			start_shutdown(w);
-			break;
-		default:
-			break;
-		}
-		if (cfd >= 0)
-			close(cfd);
+	struct worker *w = ctx;
+	if (p->id > w->max_id)
+		w->max_id = p->id;
+	if (fd < 0) {
+		log_warn_limited(&w->fd_lost_log,
+				 "session %llu lost: its connection did not fit this worker's "
+				 "descriptor limit (%s)",
+				 (unsigned long long)p->id, strerror(-fd));
+		worker_session_ended(&w->srv, p->id);
+		return;
 	}
+	if (w->srv.draining || w->srv.shutting_down) {
+		close(fd);
+		worker_session_ended(&w->srv, p->id);
+		return;
+	}
+	session_new(&w->srv, fd, p->id, (p->flags & MSG_F_IMPLICIT_TLS) != 0);
+}
+
+static void on_drain(void *ctx, const struct msg_empty *p, int fd)
+{
+	struct worker *w = ctx;
+	w->srv.draining = true;
+	channel_set_state(w->srv.master, CS_DRAIN);
+	maybe_exit(&w->srv);
+}
+
+static void on_shutdown(void *ctx, const struct msg_empty *p, int fd)
+{
+	start_shutdown(ctx);
+}
+
+static void on_pasv_port(void *ctx, const struct msg_pasv_port *p, int fd)
+{
+	struct worker *w = ctx;
+	struct session *s = session_find(&w->srv, p->id);
+	if (s != NULL)
+		data_passive_answer(s, p);
+}
+
+static void on_data_conn(void *ctx, const struct msg_pasv_ref *p, int fd)
+{
+	struct worker *w = ctx;
+	struct session *s = session_find(&w->srv, p->id);
+	if (s == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	data_passive_connected(s, p, fd);
+}
+
+static void on_login_delay(void *ctx, const struct msg_login_delay *p, int fd)
+{
+	struct worker *w = ctx;
+	struct session *s = session_find(&w->srv, p->id);
+	if (s != NULL)
+		login_delay_decided(s, p->delay_ms);
+}
+
+static void on_close_unauth(void *ctx, const struct msg_close_unauth *p, int fd)
+{
+	struct worker *w = ctx;
+	struct session *s = session_find(&w->srv, p->id);
+	if (s != NULL)
+		login_closed_by_master(s, p->reason == EACCES);
+}
+
+/*
+ * Reconciliation (channel.h): the live sessions, those whose end has not been reported,
+ * so that a record the master keeps for a session that is gone cannot keep a count up.
+ */
+static void send_sync(struct worker *w)
+{
+	struct channel *c = w->srv.master;
+	if (c == NULL || channel_failed(c))
+		return;
+	struct msg_sync b = { .upto = w->max_id, .count = 0 };
+	if (send_SYNC_BEGIN(c, &b, -1) < 0)
+		return;
+	struct msg_sync_ids ids;
+	memset(&ids, 0, sizeof(ids));
+	struct session *s;
+	TAILQ_FOREACH(s, &w->srv.sessions, link) {
+		if (s->flags & SF_END_REPORTED)
+			continue;
+		ids.ids[ids.n++] = s->id;
+		b.count++;
+		if (ids.n == MSG_SYNC_IDS_MAX) {
+			send_SYNC_IDS(c, &ids, -1);
+			memset(&ids, 0, sizeof(ids));
+		}
+	}
+	if (ids.n > 0)
+		send_SYNC_IDS(c, &ids, -1);
+	send_SYNC_END(c, &b, -1);
+}
+
+static void on_sync_request(void *ctx, const struct msg_empty *p, int fd)
+{
+	send_sync(ctx);
+}
+
+static void on_sync_timer(evutil_socket_t fd, short what, void *arg)
+{
+	send_sync(arg);
+}
+
+static const struct channel_handlers master_msgs = {
+	.on_NEW_SESSION = on_new_session,
+	.on_DRAIN = on_drain,
+	.on_SHUTDOWN = on_shutdown,
+	.on_PASV_PORT = on_pasv_port,
+	.on_DATA_CONN = on_data_conn,
+	.on_LOGIN_DELAY = on_login_delay,
+	.on_CLOSE_UNAUTH = on_close_unauth,
+	.on_SYNC_REQUEST = on_sync_request,
+};
+
+static void on_channel_failed(void *ctx, enum channel_failure why, const char *detail)
+{
+	struct worker *w = ctx;
+	switch (why) {
+	case CHANNEL_CLOSED:
+		if (!w->srv.shutting_down)
+			log_error("the master's channel closed (%s): finishing the sessions",
+				  detail);
+		break;
+	case CHANNEL_PROTOCOL:
+		log_error("protocol error from the master: %s; finishing the sessions", detail);
+		break;
+	case CHANNEL_STUCK:
+		log_error("the master has stopped reading (%s): finishing the sessions", detail);
+		break;
+	}
+	/* Without a master nobody counts the sessions: finish what runs, as on SIGTERM. */
+	start_shutdown(w);
 }
 
 static void on_sigterm(evutil_socket_t fd, short what, void *arg)
@@ -226,7 +306,6 @@ int worker_main(const struct worker_fds *fds, int index)
 	srv->cfg = &w->cfg;
 	srv->users = w->users;
 	srv->worker_index = index;
-	srv->master_fd = master_fd;
 	srv->port20_fd = fds->port20;
 	srv->xferlog_fd = fds->xferlog;
 	srv->anon_root_fd = fds->root;
@@ -248,11 +327,13 @@ int worker_main(const struct worker_fds *fds, int index)
 	srv->auth = auth_pool_new(srv->base, w->users);
 	if (srv->auth == NULL)
 		return 1;
-	evutil_make_socket_nonblocking(master_fd);
-	w->chan_ev = event_new(srv->base, master_fd, EV_READ | EV_PERSIST, on_channel, w);
+	srv->master = channel_new(srv->base, master_fd, TO_WORKER, &master_msgs,
+				  on_channel_failed, w);
 	w->sigterm_ev = evsignal_new(srv->base, SIGTERM, on_sigterm, w);
-	if (w->chan_ev == NULL || w->sigterm_ev == NULL || event_add(w->chan_ev, NULL) < 0 ||
-	    event_add(w->sigterm_ev, NULL) < 0)
+	w->sync_timer = event_new(srv->base, -1, EV_PERSIST, on_sync_timer, w);
+	struct timeval every = { .tv_sec = SYNC_SECONDS, .tv_usec = 0 };
+	if (srv->master == NULL || w->sigterm_ev == NULL || w->sync_timer == NULL ||
+	    event_add(w->sigterm_ev, NULL) < 0 || event_add(w->sync_timer, &every) < 0)
 		return 1;
 
 	event_base_dispatch(srv->base);
@@ -264,8 +345,9 @@ int worker_main(const struct worker_fds *fds, int index)
 	event_base_loop(srv->base, EVLOOP_NONBLOCK);
 	tls_ctx_free(srv->tls);
 	auth_pool_free(srv->auth);
-	event_free(w->chan_ev);
+	channel_free(srv->master);
 	event_free(w->sigterm_ev);
+	event_free(w->sync_timer);
 	if (w->deadline != NULL)
 		event_free(w->deadline);
 	event_base_free(srv->base);

@@ -7,8 +7,9 @@
 
 #include <stdint.h>
 
+#include "server/channel.h"
+
 struct server;
-struct ipc_msg;
 
 /* The descriptors a worker inherits from the master (-1 where not used). */
 struct worker_fds {
@@ -26,9 +27,15 @@ struct worker_fds {
  */
 int worker_main(const struct worker_fds *fds, int index);
 
-/* Send a message to the master (fd attached if >= 0).  Returns 0 or -errno, logged. */
-int worker_send(struct server *srv, const struct ipc_msg *m, int fd);
-/* A session ended: tell the master, and exit the loop if draining and idle. */
+/*
+ * Tell the master about session id with a message whose payload is struct msg_session
+ * (LOGIN_CHECKING, LOGIN_FAILED, LOGIN_OK, SESSION_END).  Returns 0 or -errno (logged,
+ * except -EPIPE: the master is gone and the worker is finishing anyway).
+ */
+int worker_report(struct server *srv, enum msg_type type, uint64_t id);
+/* A session has ended for the master: its counts drop now, even while a 221 still flushes. */
 void worker_session_ended(struct server *srv, uint64_t id);
+/* A session was freed: exit the loop if draining and idle. */
+void worker_session_freed(struct server *srv);
 
 #endif

@@ -1,0 +1,236 @@
+/*
+ * channel.h: the typed channel between ferryd's processes (master, workers, port-20
+ * helper), after OpenSSH's monitor: every message has one payload struct and one row in
+ * messages.def saying who receives it, whether a descriptor comes with it, how urgent it
+ * is and in which states it is accepted.  Senders are typed functions generated from that
+ * table; a receiver gets typed handler calls, after the table's checks.  An unknown,
+ * malformed or unexpected message is a protocol error, reported to the owner, never acted
+ * on.
+ *
+ * A channel never drops a message silently.  Sends go to the socket at once when they can,
+ * else into a queue in user space that is flushed when the socket is writable.  The queue
+ * is bounded: a MAY message (a new request) is refused with -ENOBUFS at CHANNEL_SOFT_LIMIT
+ * queued messages, and the sender answers its client accordingly; at CHANNEL_HARD_LIMIT,
+ * or when nothing could be written for CHANNEL_STALL_SECONDS, the peer has stopped reading
+ * and the owner's on_fail is called once, to end that peer explicitly.
+ *
+ * Wire format: SOCK_SEQPACKET, one message a packet: struct msg_hdr then the payload,
+ * whose length must equal the type's payload size.  Both ends are the same binary
+ * (workers are exec'd from /proc/self/exe), so payloads are plain structs.
+ */
+#ifndef FERRY_SERVER_CHANNEL_H
+#define FERRY_SERVER_CHANNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+
+/* Receiving roles (messages.def). */
+enum msg_role { TO_MASTER = 1, TO_WORKER, TO_PORT20 };
+enum msg_fd { FD_NONE, FD_REQUIRED, FD_OPTIONAL };
+enum msg_prio { MAY, MUST };
+/* Channel states, set by the owner; messages.def says which each message needs. */
+enum channel_state {
+	CS_RUN = 1 << 0,   /* normal work */
+	CS_DRAIN = 1 << 1, /* worker: told to drain (no NEW_SESSION any more) */
+	CS_SYNC = 1 << 2,  /* master: between a worker's SYNC_BEGIN and SYNC_END */
+};
+
+#define CHANNEL_SOFT_LIMIT 4096u   /* queued messages before MAY messages are refused */
+#define CHANNEL_HARD_LIMIT 65536u  /* queued messages before the peer counts as stuck */
+#define CHANNEL_STALL_SECONDS 30   /* no progress on a non-empty queue: stuck */
+#define MSG_SYNC_IDS_MAX 64        /* session ids in one SYNC_IDS */
+
+/* ---- payloads ---- */
+
+struct msg_empty {
+	uint8_t unused;
+};
+
+struct msg_session {
+	uint64_t id;
+};
+
+#define MSG_F_IMPLICIT_TLS 1u /* from a listen_implicit_tls listener: TLS before the greeting */
+struct msg_new_session {
+	uint64_t id;
+	uint32_t flags;              /* MSG_F_* */
+};
+
+/*
+ * Passive mode goes through the master, which owns the passive listeners so that sessions
+ * of different client addresses, in any worker, can share a port.  seq numbers a session's
+ * requests, so a stale answer (for a PASV since replaced) is told from the current one.
+ */
+struct msg_pasv_open {
+	uint64_t id;
+	uint32_t seq;
+	uint16_t port_min, port_max;     /* the range, 0-0 for any */
+	struct sockaddr_storage local;   /* the control connection's local address: listen here */
+	struct sockaddr_storage peer;    /* its peer: the only source accepted */
+};
+
+struct msg_pasv_port {
+	uint64_t id;
+	uint32_t seq;
+	int32_t err;                     /* errno, or 0 with port set */
+	uint16_t port;
+	struct sockaddr_storage resolved; /* a pasv_address host name's address, or family 0 */
+};
+
+/* PASV_CLOSE (the session waits no more) and DATA_CONN (the awaited connection, as fd). */
+struct msg_pasv_ref {
+	uint64_t id;
+	uint32_t seq;
+};
+
+/*
+ * Logins are throttled per client address by the master (throttle.h), which takes the
+ * address from its own record of the session, never from the worker.  LOGIN_CHECKING: a
+ * password check began (the session is not idle: max_unauthenticated spares it).
+ * LOGIN_FAILED: the session reads no command until LOGIN_DELAY says how long its 530
+ * waits.  CLOSE_UNAUTH: reason EACCES when its address was just banned, EUSERS when it is
+ * the longest idle of more than max_unauthenticated sessions; 421 unless it logged in.
+ */
+struct msg_login_delay {
+	uint64_t id;
+	uint32_t delay_ms;
+};
+
+struct msg_close_unauth {
+	uint64_t id;
+	int32_t reason;
+};
+
+/*
+ * Reconciliation: a worker lists its live sessions (SYNC_BEGIN, SYNC_IDS..., SYNC_END),
+ * periodically and when the master asks (SYNC_REQUEST).  upto is the highest session id the
+ * worker had received when it began: every record of that worker up to it that the list
+ * does not name has ended, whatever happened to its end message.
+ */
+struct msg_sync {
+	uint64_t upto;
+	uint32_t count;                  /* SYNC_END: ids sent */
+};
+
+struct msg_sync_ids {
+	uint32_t n;
+	uint64_t ids[MSG_SYNC_IDS_MAX];
+};
+
+struct msg_port20_req {
+	struct sockaddr_storage local;   /* bind here, port 20 */
+};
+
+struct msg_port20_reply {
+	int32_t err;                     /* errno, or 0 with the socket attached */
+};
+
+/* ---- message types ---- */
+
+enum msg_type {
+	MSG_INVALID = 0,
+#define MSG(name, payload, to, fd, prio, states) MSG_##name,
+#include "server/messages.def"
+#undef MSG
+	MSG_COUNT
+};
+
+union msg_payload {
+#define MSG(name, payload, to, fd, prio, states) struct payload name;
+#include "server/messages.def"
+#undef MSG
+};
+
+struct msg_def {
+	const char *name;
+	size_t size;
+	enum msg_role to;
+	enum msg_fd fd;
+	enum msg_prio prio;
+	unsigned states;
+};
+
+/* The row of a type, or NULL for an unknown one. */
+const struct msg_def *msg_def_of(unsigned type);
+
+/* ---- blocking use (the port-20 helper and its clients) ---- */
+
+/*
+ * Write one message; fd (>= 0) is attached and stays the caller's.  Returns 0 or -errno
+ * (-EAGAIN on a full non-blocking socket).
+ */
+int msg_write(int sock, enum msg_type type, const void *payload, int fd);
+/*
+ * Read one message (waiting for it when block) meant for role into *type and *p, checked against its row (size,
+ * receiver, descriptor).  *fd gets the attached descriptor (close-on-exec) or -1; for a
+ * type whose descriptor did not fit (MSG_CTRUNC: the process is out of descriptors) it
+ * gets -EMFILE and the message is still delivered.  Returns 0, -EAGAIN, -EPIPE at end of
+ * stream, -EPROTO for a malformed or unexpected message (logged by the caller), or -errno.
+ */
+int msg_read(int sock, enum msg_role role, bool block, enum msg_type *type, union msg_payload *p,
+	     int *fd);
+
+/* ---- event-driven channels (master <-> worker) ---- */
+
+struct channel;
+
+/*
+ * The receiver's handlers, one typed function per message (NULL: not accepted on this
+ * channel).  fd is the attached descriptor, which the handler owns, or -1; for FD_REQUIRED
+ * messages it may be -EMFILE (the descriptor was lost to the receiver's limit), which the
+ * handler must answer as a failure of that one request.
+ */
+struct channel_handlers {
+#define MSG(name, payload, to, fd, prio, states)                                                   \
+	void (*on_##name)(void *ctx, const struct payload *p, int fd);
+#include "server/messages.def"
+#undef MSG
+};
+
+enum channel_failure {
+	CHANNEL_CLOSED,   /* end of stream or a socket error: the peer is gone */
+	CHANNEL_PROTOCOL, /* the peer sent something the table forbids */
+	CHANNEL_STUCK,    /* the peer stopped reading (hard limit or stall) */
+};
+
+/* Called once per failure kind; after CHANNEL_CLOSED nothing more is read or written. */
+typedef void channel_fail_fn(void *ctx, enum channel_failure why, const char *detail);
+
+/*
+ * A channel over a connected SOCK_SEQPACKET socket (made non-blocking; the channel owns it
+ * and closes it in channel_free).  role: what this end receives.  Returns NULL on failure
+ * (sock closed).
+ */
+struct channel *channel_new(struct event_base *base, int sock, enum msg_role role,
+			    const struct channel_handlers *h, channel_fail_fn *on_fail, void *ctx);
+void channel_free(struct channel *c);
+
+void channel_set_state(struct channel *c, unsigned state);
+unsigned channel_state(const struct channel *c);
+/* Messages waiting in the queue. */
+size_t channel_queued(const struct channel *c);
+/* The peer is gone or stuck: sends fail with -EPIPE. */
+bool channel_failed(const struct channel *c);
+/* Read whatever has arrived now (used before refusing a client for a limit). */
+void channel_poll(struct channel *c);
+
+/*
+ * Send or queue a message.  fd (>= 0) is always consumed: sent, or closed on failure.
+ * Returns 0, -ENOBUFS (MAY at the soft limit: refuse the request), or -EPIPE (the channel
+ * failed).  Use the typed senders below.
+ */
+int channel_send(struct channel *c, enum msg_type type, const void *payload, int fd);
+
+#define MSG(name, payload, to, fd, prio, states)                                                   \
+	static inline int send_##name(struct channel *c, const struct payload *p, int fd_)         \
+	{                                                                                          \
+		return channel_send(c, MSG_##name, p, fd_);                                        \
+	}
+#include "server/messages.def"
+#undef MSG
+
+#endif
