@@ -20,10 +20,10 @@
 #include "common/num.h"
 
 enum opt_id {
-	OPT_PASSIVE, OPT_ACTIVE, OPT_MODE, OPT_DATA_PORT, OPT_ACTIVE_PORTS, OPT_ACTIVE_ADDRESS,
-	OPT_TLS, OPT_TLS_REQUIRED, OPT_CA_FILE, OPT_INSECURE, OPT_PROT_CLEAR, OPT_IPV4, OPT_IPV6,
-	OPT_TIMEOUT, OPT_VERBOSE, OPT_QUIET, OPT_CONTINUE, OPT_OUTPUT, OPT_NETRC, OPT_NETRC_FILE,
-	OPT_NO_NETRC, OPT_HELP, OPT_VERSION,
+	OPT_PASSIVE, OPT_ACTIVE, OPT_MODE, OPT_PASV_FROM_REPLY, OPT_DATA_PORT, OPT_ACTIVE_PORTS,
+	OPT_ACTIVE_ADDRESS, OPT_TLS, OPT_TLS_REQUIRED, OPT_CA_FILE, OPT_INSECURE, OPT_PROT_CLEAR,
+	OPT_IPV4, OPT_IPV6, OPT_TIMEOUT, OPT_VERBOSE, OPT_QUIET, OPT_CONTINUE, OPT_OUTPUT,
+	OPT_NETRC, OPT_NETRC_FILE, OPT_NO_NETRC, OPT_HELP, OPT_VERSION,
 };
 
 struct cli_option {
@@ -39,6 +39,8 @@ static const struct cli_option options[] = {
 	{ "active", 0, NULL, OPT_ACTIVE, "active data connections: EPRT, then PORT" },
 	{ "mode", 0, "passive|active|auto", OPT_MODE,
 	  "data connection mode; auto falls back to active when passive fails" },
+	{ "pasv-address-from-reply", 0, NULL, OPT_PASV_FROM_REPLY,
+	  "PASV: connect to the address the 227 names, not the control connection's" },
 	{ "data-port", 0, "N", OPT_DATA_PORT,
 	  "active mode: listen on port N (1: the control port + 1, the classic N+1)" },
 	{ "active-ports", 0, "MIN-MAX", OPT_ACTIVE_PORTS, "active mode: listen on a port of this range" },
@@ -120,6 +122,7 @@ static int apply(struct cli *c, const struct cli_option *op, const char *v)
 			return 2;
 		}
 		break;
+	case OPT_PASV_FROM_REPLY: o->pasv_address_from_reply = true; break;
 	case OPT_DATA_PORT:
 		if (number(op->name, v, 1, 65535, &n) != 0)
 			return 2;

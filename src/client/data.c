@@ -3,10 +3,12 @@
  *
  * Passive (RFC 2428 s.3, RFC 959 s.4.1.1): EPSV, connect to the control connection's
  * server address at the port it names; PASV when EPSV is refused (remembered for the
- * session).  A 227 that names an internal address (private, CGNAT, loopback, ...) while
- * the control connection goes to a public one is a server behind NAT that does not know
- * its outside address: we connect to the control connection's address instead, and say
- * so once.
+ * session), and the same address at the port the 227 names: the address in a 227 is the
+ * server's word, and a hostile server could name a third host and have us send it a file.
+ * When the 227 names another address, we say so once.  Only --pasv-address-from-reply
+ * follows it, and then not to an internal address (private, CGNAT, loopback, ...) while
+ * the control connection goes to a public one: that is a server behind NAT that does not
+ * know its outside address.
  *
  * Active (RFC 2428 s.2, RFC 959 PORT): a listener on the control connection's local
  * address (the port --data-port or --active-ports say), announced by EPRT, or PORT when
@@ -58,6 +60,49 @@ static int setup_refused(struct ftp *f, struct dconn *d, int code, const char *w
 	return FTPC_ETRANSFER;
 }
 
+/* The one warning a session about a 227 we do not follow. */
+static void pasv_warn(struct ftp *f, const struct sockaddr_storage *said_ss,
+		      enum netaddr_class ac)
+{
+	char said[INET6_ADDRSTRLEN], real[INET6_ADDRSTRLEN];
+
+	if (f->warned_pasv)
+		return;
+	f->warned_pasv = true;
+	hostport_ntop(said_ss, said, sizeof(said));
+	hostport_ntop(&f->peer, real, sizeof(real));
+	if (f->o.pasv_address_from_reply)
+		ftp_warn(f, "the server's PASV reply names the %s address %s; connecting to "
+			 "%s, the server's address, instead", netaddr_class_name(ac), said, real);
+	else
+		ftp_warn(f, "the server's PASV reply names the %s address %s, not %s, the "
+			 "address of the control connection; connecting to %s instead "
+			 "(--pasv-address-from-reply follows the reply)", netaddr_class_name(ac),
+			 said, real, real);
+}
+
+/*
+ * Where the data connection of a 227 goes: *target is what the 227 named, and becomes the
+ * control connection's address at that port unless the 227 is to be followed.  0.0.0.0
+ * means "the address you connected to", so it is no surprise and needs no warning.
+ */
+static void pasv_target(struct ftp *f, struct sockaddr_storage *target)
+{
+	enum netaddr_class ac = netaddr_classify(target), pc = netaddr_classify(&f->peer);
+	bool behind_nat = netaddr_class_is_internal(ac) && !netaddr_class_is_internal(pc);
+	bool follow = f->o.pasv_address_from_reply && ac != NETADDR_UNSPECIFIED && !behind_nat;
+
+	if (follow || hostport_same_host(target, &f->peer))
+		return;
+	if (ac != NETADDR_UNSPECIFIED) {
+		pasv_warn(f, target, ac);
+		f->pasv_replaced = true;
+	}
+	uint16_t port = hostport_get_port(target);
+	*target = f->peer;
+	hostport_set_port(target, port);
+}
+
 /* RFC 2428 s.3 / RFC 959: 229 or 227, and where to connect. */
 static int passive_setup(struct ftp *f, enum data_kind kind, bool exact, struct dconn *d,
 			 struct ftp_data_probe *rec, struct sockaddr_storage *target)
@@ -105,25 +150,7 @@ static int passive_setup(struct ftp *f, enum data_kind kind, bool exact, struct 
 	}
 	if (rec != NULL)
 		rec->announced = *target;
-
-	enum netaddr_class ac = netaddr_classify(target), pc = netaddr_classify(&f->peer);
-	bool replace = ac == NETADDR_UNSPECIFIED ||
-		       (netaddr_class_is_internal(ac) && !netaddr_class_is_internal(pc));
-	if (replace && !hostport_same_host(target, &f->peer)) {
-		char said[INET6_ADDRSTRLEN], real[INET6_ADDRSTRLEN];
-		hostport_ntop(target, said, sizeof(said));
-		hostport_ntop(&f->peer, real, sizeof(real));
-		if (ac != NETADDR_UNSPECIFIED && !f->warned_pasv) {
-			ftp_warn(f, "the server's PASV reply names the %s address %s; connecting to "
-				 "%s, the server's address, instead", netaddr_class_name(ac), said,
-				 real);
-			f->warned_pasv = true;
-		}
-		uint16_t port = hostport_get_port(target);
-		*target = f->peer;
-		hostport_set_port(target, port);
-		f->pasv_replaced = ac != NETADDR_UNSPECIFIED;
-	}
+	pasv_target(f, target);
 	return FTPC_OK;
 }
 
@@ -156,7 +183,7 @@ static int passive(struct ftp *f, enum data_kind kind, bool exact, struct dconn 
 	/* Which mode carried the data: what --mode auto chose, for -v. */
 	if (f->o.verbose)
 		fprintf(f->o.log, "* data connection: passive (%s) to %s\n",
-			kind == DK_PASV ? "PASV" : "EPSV", where);
+			kind == DK_PASV || (!exact && f->no_epsv) ? "PASV" : "EPSV", where);
 	return FTPC_OK;
 }
 

@@ -5,9 +5,13 @@
  * The fixes name the server's side: the passive port range and the external address
  * (ferryd: pasv_ports, pasv_address), and the firewall in front of them.
  *
- * What this file must never do: call a PASV that works only because ferry replaced the
- * address in the 227 a pass (other clients will not), or blame this machine for a port
- * that the server's side drops.
+ * The PASV probe connects where ferry's transfers would: the control connection's address
+ * at the 227's port, or with --pasv-address-from-reply the 227's address.  A mismatch is
+ * reported all the same, since clients that follow the 227 go there.
+ *
+ * What this file must never do: call a PASV that works only because ferry did not follow
+ * the address in the 227 a pass (clients that follow it will fail), or blame this machine
+ * for a port that the server's side drops.
  */
 #include <errno.h>
 #include <string.h>
@@ -141,13 +145,34 @@ static void pasv_unspecified(struct doctor *dr, struct fam *fm, struct check *c,
 	check_end(dr, v == V_FAIL ? V_FAIL : V_WARN);
 }
 
+/*
+ * We did not follow the 227 (ferry connects to the control connection's address unless
+ * --pasv-address-from-reply): where we connected, and whether it answered.  That it
+ * answered vouches for the port only; clients that follow the 227 go elsewhere.
+ */
+static void pasv_not_followed(struct doctor *dr, struct check *c, const struct ftp_data_probe *p)
+{
+	char target[INET6_ADDRSTRLEN];
+
+	doctor_addr(&p->target, target, sizeof(target));
+	if (p->connected) {
+		check_why(c, "; ferry connected to %s instead (it answered), clients that follow "
+			     "the 227 will not", target);
+		return;
+	}
+	check_why(c, "; ferry connects to %s instead, and ", target);
+	(void)passive_reach(dr, c, p, "227");
+	check_fix(c, "; and ");
+}
+
 /* The 227 named another address than the one we connected to. */
 static void pasv_elsewhere(struct doctor *dr, struct fam *fm, struct check *c,
 			   const struct ftp_data_probe *p)
 {
-	char said[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN], target[INET6_ADDRSTRLEN];
+	char said[INET6_ADDRSTRLEN], peer[INET6_ADDRSTRLEN];
 	enum netaddr_class ac = netaddr_classify(&p->announced), pc = netaddr_classify(&fm->si.peer);
 	bool internal = netaddr_class_is_internal(ac) && !netaddr_class_is_internal(pc);
+	bool followed = hostport_same_host(&p->announced, &p->target);
 
 	if (ac == NETADDR_UNSPECIFIED) {
 		pasv_unspecified(dr, fm, c, p);
@@ -155,15 +180,13 @@ static void pasv_elsewhere(struct doctor *dr, struct fam *fm, struct check *c,
 	}
 	doctor_addr(&p->announced, said, sizeof(said));
 	doctor_addr(&fm->si.peer, peer, sizeof(peer));
-	doctor_addr(&p->target, target, sizeof(target));
 	check_why(c, "the 227 names the %s address %s%s, not %s, the address we connected to",
 		  netaddr_class_name(ac), said,
 		  container_address(&p->announced) ? " (a container's network)" : "", peer);
 	if (internal)
 		check_why(c, ": clients outside its network cannot reach it");
-	if (!hostport_same_host(&p->announced, &p->target)) {
-		check_why(c, "; ferry connected to %s instead (%s), other clients will not", target,
-			  p->connected ? "it answered" : "no answer either");
+	if (!followed) {
+		pasv_not_followed(dr, c, p);
 	} else if (p->connected) {
 		check_why(c, "; it answered, but firewalls and clients that expect the control "
 			     "connection's address may not allow it");
@@ -174,7 +197,7 @@ static void pasv_elsewhere(struct doctor *dr, struct fam *fm, struct check *c,
 	}
 	check_fix(c, "set the server's passive (external) address to %s (ferryd: pasv_address = "
 		     "%s)%s", peer, peer, internal ? ", and forward its passive ports to the server" : "");
-	check_end(dr, internal || !p->connected ? V_FAIL : V_WARN);
+	check_end(dr, !followed || internal || !p->connected ? V_FAIL : V_WARN);
 }
 
 /* The details of a 227: what it named, and where we connected. */

@@ -207,6 +207,11 @@ void ftp_set_verbose(struct ftp *f, bool verbose)
 	f->o.verbose = verbose;
 }
 
+void ftp_set_pasv_address_from_reply(struct ftp *f, bool from_reply)
+{
+	f->o.pasv_address_from_reply = from_reply;
+}
+
 const char *ftp_error(const struct ftp *f)
 {
 	return f->err;

@@ -59,6 +59,12 @@ struct ftp_options {
 	int tls_max_version;       /* 0: the newest there is */
 	int timeout_ms;            /* each connect, reply and data stall (default 30 s) */
 	int family;                /* AF_UNSPEC, AF_INET (-4) or AF_INET6 (-6) */
+	/*
+	 * PASV: connect to the address the 227 names (--pasv-address-from-reply) instead of
+	 * the control connection's, at the port it names.  Off by default: a server could
+	 * name any host, and ferry would send it the file.
+	 */
+	bool pasv_address_from_reply;
 	/* active mode */
 	uint16_t data_port;        /* --data-port N: listen on N; 1 = "control port + 1" */
 	uint16_t active_min, active_max; /* --active-ports MIN-MAX */
@@ -93,6 +99,8 @@ const char *ftp_error(const struct ftp *f);
 /* Change the data mode or the verbosity for what follows (the shell). */
 void ftp_set_mode(struct ftp *f, enum data_mode m);
 void ftp_set_verbose(struct ftp *f, bool verbose);
+/* Follow the address of 227 replies, or connect to the control connection's (the shell). */
+void ftp_set_pasv_address_from_reply(struct ftp *f, bool from_reply);
 /* FEAT said so (after ftp_open). */
 bool ftp_has_feature(const struct ftp *f, const char *feature); /* "MLSD", "EPSV", "AUTH TLS", ... */
 
@@ -157,7 +165,7 @@ enum data_kind { DK_EPSV, DK_PASV, DK_EPRT, DK_PORT };
 struct ftp_data_probe {
 	int setup_code;                 /* reply to EPSV/PASV/EPRT/PORT */
 	char setup_reply[256];
-	struct sockaddr_storage target; /* passive: where we connected (after any rewrite) */
+	struct sockaddr_storage target; /* passive: where we connected (see pasv_address_from_reply) */
 	struct sockaddr_storage announced; /* passive PASV: the address the 227 named */
 	uint16_t port;                  /* the data port (server's in passive, ours in active) */
 	bool connected;                 /* the TCP data connection was made */
@@ -180,7 +188,7 @@ struct ftp_session_info {
 	bool tls;                       /* the control connection is protected */
 	bool data_protected;            /* PROT P */
 	char last_pasv_reply[256];      /* the text of the last 227, for the doctor */
-	bool pasv_address_replaced;     /* a private address in 227 was replaced, warned */
+	bool pasv_address_replaced;     /* a 227 named another address than we used, warned */
 	bool fell_back_to_active;       /* DATA_AUTO used active mode */
 	struct tls_peer_info tls_peer;  /* when tls */
 };

@@ -50,7 +50,7 @@ struct ftp {
 	bool no_epsv, no_eprt;          /* refused once: PASV / PORT from then on */
 	bool active_now;                /* DATA_AUTO fell back: active for the rest */
 	bool tls_on, prot_p;
-	bool warned_pasv;
+	bool warned_pasv;               /* about a 227's address we did not follow: once */
 	char last_pasv_reply[256];
 	bool pasv_replaced, fell_back;
 };

@@ -305,6 +305,25 @@ static int sh_auto(struct shell *s, const struct words *w)
 	return set_mode(s, DATA_AUTO, "auto (passive, falling back to active)");
 }
 
+/* pasvaddress [control|reply]: --pasv-address-from-reply for what follows; alone, shows it. */
+static int sh_pasvaddress(struct shell *s, const struct words *w)
+{
+	if (w->argc > 1) {
+		bool reply = strcmp(w->argv[1], "reply") == 0;
+		if (!reply && strcmp(w->argv[1], "control") != 0) {
+			char b[SHELL_LINE_MAX];
+			cli_error("pasvaddress: expected control or reply, not '%s'",
+				  shown(w->argv[1], strlen(w->argv[1]), b, sizeof(b)));
+			return 2;
+		}
+		s->o.pasv_address_from_reply = reply;
+		ftp_set_pasv_address_from_reply(s->f, reply);
+	}
+	printf("PASV data connections: %s\n", s->o.pasv_address_from_reply ?
+	       "to the address in the reply" : "to the control connection's address");
+	return 0;
+}
+
 static int sh_verbose(struct shell *s, const struct words *w)
 {
 	s->o.verbose = !s->o.verbose;
@@ -371,6 +390,8 @@ static const struct shell_cmd commands[] = {
 	{ "passive", 0, 0, sh_passive, "", "passive data connections from now on" },
 	{ "active", 0, 0, sh_active, "", "active data connections from now on" },
 	{ "auto", 0, 0, sh_auto, "", "passive, falling back to active, from now on" },
+	{ "pasvaddress", 0, 1, sh_pasvaddress, "[control|reply]",
+	  "PASV to the control connection's address, or the 227's" },
 	{ "quote", 1, 1, sh_quote, "COMMAND...", "send a raw command, show the reply" },
 	{ "verbose", 0, 0, sh_verbose, "", "show the control dialogue, or stop" },
 	{ "help", 0, 1, sh_help, "[COMMAND]", "this list" },

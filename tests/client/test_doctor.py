@@ -265,19 +265,36 @@ def test_tls_12_only_and_no_resumption_warn(ferry, tls12_server, certs):
 
 
 def test_pasv_naming_another_address_fails(ferry, servers):
-    """pyftpdlib announcing 127.0.0.2 while we talk to 127.0.0.1 (both loopback, so the
-    engine does not replace it): nothing listens there."""
+    """pyftpdlib announcing 127.0.0.2 while we talk to 127.0.0.1 (both loopback): the
+    doctor connects where ferry's transfers would, to 127.0.0.1 at the 227's port, which
+    answers; PASV fails all the same, since clients that follow the 227 go to 127.0.0.2,
+    where nothing listens.  With --pasv-address-from-reply it connects to 127.0.0.2."""
     srv = servers("pyftpd", "--masquerade", "127.0.0.2")
     doc, checks = doctor_json(ferry, srv.url(), expect=1)
     pasv = checks[("pasv", "PASV")]
     assert pasv["status"] == "FAIL"
-    assert pasv["explanation"].startswith("the 227 names the loopback address 127.0.0.2, not 127.0.0.1, "
-                                          "the address we connected to")
-    assert pasv["details"]["announced_address"] == "127.0.0.2" and pasv["details"]["connected"] is False
+    assert pasv["explanation"] == (
+        "the 227 names the loopback address 127.0.0.2, not 127.0.0.1, the address we connected "
+        "to; ferry connected to 127.0.0.1 instead (it answered), clients that follow the 227 "
+        "will not")
+    d = pasv["details"]
+    assert d["announced_address"] == "127.0.0.2" and d["control_address"] == "127.0.0.1"
+    assert d["connected_to"] == "127.0.0.1" and d["connected"] is True and d["replaced"] is True
     assert pasv["fix"] == ("set the server's passive (external) address to 127.0.0.1 "
                            "(ferryd: pasv_address = 127.0.0.1)")
     assert checks[("epsv", "EPSV")]["status"] == "PASS"
     assert [c["name"] for c in doc["checks"] if c["status"] == "FAIL"] == ["pasv"]
+
+    doc, checks = doctor_json(ferry, "--pasv-address-from-reply", srv.url(), expect=1)
+    pasv = checks[("pasv", "PASV")]
+    assert pasv["status"] == "FAIL"
+    assert pasv["explanation"].startswith("the 227 names the loopback address 127.0.0.2, not 127.0.0.1, "
+                                          "the address we connected to; the connection to 127.0.0.2 "
+                                          "port "), pasv["explanation"]
+    d = pasv["details"]
+    assert d["connected_to"] == "127.0.0.2" and d["connected"] is False and d["replaced"] is False
+    assert pasv["fix"] == ("set the server's passive (external) address to 127.0.0.1 "
+                           "(ferryd: pasv_address = 127.0.0.1)")
 
 
 def test_url_naming_a_file_downloads_it(ferry, tls_ferryd, certs):

@@ -1,5 +1,7 @@
 """A server behind NAT that announces its private address in PASV replies: ferry connects
-to the control connection's address instead, with one warning.  The server must look
+to the control connection's address instead, with one warning; also with
+--pasv-address-from-reply, which follows other addresses but not a private one from a
+server reached on a public address.  The server must look
 public for that, so the test runs in a network namespace of its own (root only) whose
 loopback also carries 198.18.0.1 (RFC 2544 benchmark space, which netaddr counts as
 reachable); the private address announced, 10.1.2.3, exists nowhere, and the namespace
@@ -33,9 +35,9 @@ while time.monotonic() < end:
 else:
     raise SystemExit(1)
 PY
-"$FERRY" -v --timeout 5 get ftp://198.18.0.1:2121/f -o "$OUT"
+"$FERRY" $OPTS -v --timeout 5 get ftp://198.18.0.1:2121/f -o "$OUT"
 rc=$?
-"$FERRY" --timeout 5 ls ftp://198.18.0.1:2121/ >"$OUT.ls" 2>"$OUT.lserr"
+"$FERRY" $OPTS --timeout 5 ls ftp://198.18.0.1:2121/ >"$OUT.ls" 2>"$OUT.lserr"
 rc2=$?
 kill $srv
 wait $srv 2>/dev/null
@@ -52,12 +54,13 @@ def netns():
         pytest.skip("cannot make a network namespace here")
 
 
-def test_private_pasv_address_is_replaced(netns, tmp_path):
+@pytest.mark.parametrize("opts", ["", "--pasv-address-from-reply"])
+def test_private_pasv_address_is_replaced(netns, tmp_path, opts):
     root = tmp_path / "root"
     data = write_random(root / "f", 300_000, seed=4).read_bytes()
     env = dict(os.environ, PYTHON=PYTHON, PYFTPD=str(HERE / "pyftpd.py"), ROOT=str(root),
                LOG=str(tmp_path / "pyftpd.log"), OUT=str(tmp_path / "out"), FERRY=FERRY,
-               HOME=str(tmp_path))
+               HOME=str(tmp_path), OPTS=opts)
     p = subprocess.Popen(["unshare", "--net", "sh", "-c", SCRIPT], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -73,7 +76,14 @@ def test_private_pasv_address_is_replaced(netns, tmp_path):
     assert "< 227 " in err and "10,1,2,3," in err
     warnings = [l for l in err.splitlines() if l.startswith("ferry: warning:")]
     assert len(warnings) == 1, err
-    assert "private address 10.1.2.3" in warnings[0] and "198.18.0.1" in warnings[0]
+    if opts:
+        assert warnings[0] == ("ferry: warning: the server's PASV reply names the private address "
+                               "10.1.2.3; connecting to 198.18.0.1, the server's address, instead")
+    else:
+        assert warnings[0] == ("ferry: warning: the server's PASV reply names the private address "
+                               "10.1.2.3, not 198.18.0.1, the address of the control connection; "
+                               "connecting to 198.18.0.1 instead (--pasv-address-from-reply "
+                               "follows the reply)")
     # One warning a session, whatever the number of data connections.
     assert " f\n" in (tmp_path / "out.ls").read_text()
     assert (tmp_path / "out.lserr").read_text().count("ferry: warning:") == 1

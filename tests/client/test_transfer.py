@@ -8,6 +8,7 @@ from conftest import can_bind, write_random
 
 SIZES = [0, 1, 3 * 1024 * 1024 + 17]
 MODES = [["--passive"], ["--active"], ["--mode", "auto"]]
+FOLLOW = "--pasv-address-from-reply"
 
 
 @pytest.mark.parametrize("mode", MODES, ids=["passive", "active", "auto"])
@@ -91,7 +92,8 @@ def test_epsv_refused_falls_back_to_pasv(ferry, servers, tmp_path):
 
 @pytest.fixture
 def unreachable_pasv(servers, need_127_0_0_2):
-    """pyftpdlib without EPSV, announcing 127.0.0.2 in PASV, where nobody listens."""
+    """pyftpdlib without EPSV, announcing 127.0.0.2 in PASV, where nobody listens: ferry
+    goes there with --pasv-address-from-reply (FOLLOW) only."""
     return servers("pyftpd", "--no-epsv", "--masquerade", "127.0.0.2")
 
 
@@ -103,21 +105,21 @@ def need_127_0_0_2():
 
 def test_passive_failure_is_exit_6(ferry, unreachable_pasv, tmp_path):
     write_random(unreachable_pasv.root / "a.bin", 1000)
-    p = ferry("--passive", "get", unreachable_pasv.url("a.bin"), "-o", tmp_path / "a.bin", expect=6)
+    p = ferry(FOLLOW, "--passive", "get", unreachable_pasv.url("a.bin"), "-o", tmp_path / "a.bin", expect=6)
     assert "passive data connection to 127.0.0.2" in p.err
 
 
 def test_auto_falls_back_to_active_and_says_so(ferry, unreachable_pasv, tmp_path):
     write_random(unreachable_pasv.root / "a.bin", 200000, seed=9)
-    p = ferry("--mode", "auto", "get", unreachable_pasv.url("a.bin"), "-o", tmp_path / "a.bin")
+    p = ferry(FOLLOW, "--mode", "auto", "get", unreachable_pasv.url("a.bin"), "-o", tmp_path / "a.bin")
     assert (tmp_path / "a.bin").read_bytes() == (unreachable_pasv.root / "a.bin").read_bytes()
     lines = [l for l in p.err.splitlines() if "falling back to active mode" in l]
     assert len(lines) == 1 and lines[0].startswith("ferry: passive mode failed ("), p.err
     # Uploads and listings too; --quiet hides the note.
-    p = ferry("--mode", "auto", "--quiet", "put", tmp_path / "a.bin", unreachable_pasv.url("b.bin"))
+    p = ferry(FOLLOW, "--mode", "auto", "--quiet", "put", tmp_path / "a.bin", unreachable_pasv.url("b.bin"))
     assert p.err == ""
     assert (unreachable_pasv.root / "b.bin").read_bytes() == (tmp_path / "a.bin").read_bytes()
-    p = ferry("--mode", "auto", "ls", unreachable_pasv.url())
+    p = ferry(FOLLOW, "--mode", "auto", "ls", unreachable_pasv.url())
     assert "a.bin" in p.out and "b.bin" in p.out
 
 

@@ -11,8 +11,9 @@ and NAT can break data connections the ways they do out there:
 * NAT, without pasv_address: the 227 names the server's inside address 198.18.2.2 while
   the client talks to the router's 198.19.1.1; the doctor fails PASV with the
   pasv_address fix.  All addresses are in 198.18.0.0/15, which the engine counts as
-  reachable, so its rewriting of internal PASV addresses does not apply here: the doctor
-  must (and does) compare the announced address with the one it connected to.
+  reachable: ferry connects to the control connection's address (through the DNAT, which
+  answers), and the doctor compares the announced address with that one all the same.
+  With --pasv-address-from-reply it follows the 227 to 198.18.2.2, which times out.
 
 ferry runs inside the client namespace, with HOME in the test's directory (no netrc).
 """
@@ -139,23 +140,38 @@ def test_nat_without_pasv_address(nat):
     d = pasv["details"]
     assert pasv["status"] == "FAIL", why
     assert d["announced_address"] == NAT.SERVER and d["control_address"] == NAT.ROUTER_OUT, why
-    # 198.18.2.2 is a benchmark address, counted as reachable: ferry did not replace it.
-    assert d["announced_class"] == "benchmark" and d["replaced"] is False, why
-    assert d["connected"] is False and d["connect_error"] == "timed out", why
+    # ferry connects where its transfers would: the control connection's address.
+    assert d["announced_class"] == "benchmark" and d["replaced"] is True, why
+    assert d["connected_to"] == NAT.ROUTER_OUT and d["connected"] is True, why
     assert f"names the benchmark address {NAT.SERVER}, not {NAT.ROUTER_OUT}" in pasv["explanation"], why
+    assert pasv["explanation"].endswith(f"ferry connected to {NAT.ROUTER_OUT} instead (it answered), "
+                                        "clients that follow the 227 will not"), why
     assert pasv["fix"].startswith(f"set the server's passive (external) address to {NAT.ROUTER_OUT} "
                                   f"(ferryd: pasv_address = {NAT.ROUTER_OUT})"), why
     # EPSV names no address and works through the DNAT; active mode through the masquerade.
     for name in ("epsv", "eprt", "port"):
         assert checks[name]["status"] == "PASS", why
 
+    # Following the 227, as ferry did before --pasv-address-from-reply: nothing answers.
+    p, doc, checks = doctor_json(net, nat.client, f"ftp://{NAT.ROUTER_OUT}/", "--timeout", "2",
+                                 "--pasv-address-from-reply")
+    why = show(p, srv)
+    assert p.returncode == 1, why
+    pasv = checks["pasv"]
+    d = pasv["details"]
+    assert pasv["status"] == "FAIL", why
+    assert d["replaced"] is False and d["connected_to"] == NAT.SERVER, why
+    assert d["connected"] is False and d["connect_error"] == "timed out", why
+    assert pasv["fix"].startswith(f"set the server's passive (external) address to {NAT.ROUTER_OUT} "
+                                  f"(ferryd: pasv_address = {NAT.ROUTER_OUT})"), why
+
 
 @pytest.mark.timeout(60)
 def test_private_pasv_address_from_a_reachable_server(lan):
     """A server reached on a (benchmark, so reachable) address whose 227 names a private
     address, here a container's (172.17.0.0/16, nothing routes there): the engine connects
-    to the control connection's address instead, with a warning; the doctor fails PASV all
-    the same, since other clients will not do that."""
+    to the control connection's address instead; the doctor fails PASV all the same, since
+    clients that follow the 227 will not do that."""
     net = lan.net
     srv = net.ferryd(lan.server, "--listen", f"{LAN.SERVER}:21", "--pasv-address", "172.17.0.5")
     random_file(srv.root / "down.bin", 4096)
@@ -171,7 +187,7 @@ def test_private_pasv_address_from_a_reachable_server(lan):
     assert pasv["explanation"] == (
         f"the 227 names the private address 172.17.0.5 (a container's network), not {LAN.SERVER}, "
         "the address we connected to: clients outside its network cannot reach it; ferry "
-        f"connected to {LAN.SERVER} instead (it answered), other clients will not"), why
+        f"connected to {LAN.SERVER} instead (it answered), clients that follow the 227 will not"), why
     assert pasv["fix"] == (f"set the server's passive (external) address to {LAN.SERVER} "
                            f"(ferryd: pasv_address = {LAN.SERVER}), and forward its passive "
                            "ports to the server"), why
