@@ -133,3 +133,11 @@ int vfs_set_mtime(int root, const char *vpath, time_t mtime)
 	close(fd);
 	return rc;
 }
+
+int vfs_is_root(int root, int dir)
+{
+	struct stat r, d;
+	if (fstat(root, &r) < 0 || fstat(dir, &d) < 0)
+		return -errno;
+	return r.st_dev == d.st_dev && r.st_ino == d.st_ino;
+}

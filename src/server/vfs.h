@@ -32,4 +32,11 @@ int vfs_rename(int root, const char *from, const char *to);
 /* Set the modification time (MFMT), leaving the access time alone. */
 int vfs_set_mtime(int root, const char *vpath, time_t mtime);
 
+/*
+ * Whether the directory open at dir is the root itself, under whatever name it was reached:
+ * a symlink back to the root ("top -> /", "pub/up -> ..") opens the root again, so only
+ * its device and inode tell.  Returns 1, 0, or -errno.
+ */
+int vfs_is_root(int root, int dir);
+
 #endif
