@@ -29,7 +29,7 @@ enum list_format { FMT_LIST, FMT_NLST, FMT_MLSD };
 struct list_ctx {
 	enum list_format fmt;
 	DIR *dir;             /* NULL when listing a single file */
-	bool at_root;         /* the listed directory is the user's root */
+	bool at_root;         /* the listed directory is the user's root, by whatever name */
 	bool show_hidden;     /* LIST -a */
 	bool single_done;
 	unsigned perms;
@@ -187,7 +187,7 @@ static int fill_listing(void *arg, struct evbuffer *out)
 		if (c->fmt == FMT_MLSD && dotdot && c->at_root)
 			continue; /* the root has no parent the user may see */
 		struct stat st;
-		/* ".." of the root lies outside it: show the root itself instead. */
+		/* ".." of the root lies outside it: the root stands in for it, as in "/..". */
 		const char *stat_name = dotdot && c->at_root ? "." : name;
 		if (fstatat(dfd, stat_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue; /* vanished meanwhile */
@@ -238,7 +238,6 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 	c->perms = s->perms;
 	c->facts = s->mlst_facts;
 	c->now = time(NULL);
-	c->at_root = strcmp(path, "/") == 0;
 	c->root_fd = s->root_fd;
 	str_copy(c->dir_path, sizeof(c->dir_path), path);
 	buf_init(&c->line, VPATH_MAX + 512);
@@ -265,6 +264,11 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 		session_reply_errno(s, fd, "Could not list");
 		return NULL;
 	}
+	/*
+	 * The name cannot tell: "/top" may be a symlink to "/".  If fstat fails, the root is
+	 * assumed: that hides a parent rather than showing the directory above the root.
+	 */
+	c->at_root = vfs_is_root(s->root_fd, fd) != 0;
 	c->dir = fdopendir(fd);
 	if (c->dir == NULL) {
 		int e = errno;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -136,10 +137,23 @@ void cmd_retr(struct session *s, const char *arg)
 	transfer_start(s, &spec);
 }
 
-enum store_kind { STORE_REPLACE, STORE_APPEND, STORE_UNIQUE };
+/* The end of an upload that created its file: an upload that stored nothing leaves nothing. */
+static void store_ended(void *ctx, bool stored)
+{
+	struct vfs_created *made = ctx;
+	if (!stored) {
+		int rc = vfs_uncreate(made);
+		if (rc < 0 && rc != -ESTALE && rc != -ENOENT)
+			log_warn("could not remove the empty file %s of a failed upload: %s", made->name,
+				 strerror(-rc));
+	}
+	vfs_created_close(made);
+	free(made);
+}
 
+/* Hand the file to transfer.c; made (or NULL for an existing file) goes with it. */
 static void store(struct session *s, const char *path, int fd, uint64_t rest, bool unique,
-		  bool truncate)
+		  bool truncate, struct vfs_created *made)
 {
 	struct transfer_spec spec = {
 		.upload = true,
@@ -147,6 +161,8 @@ static void store(struct session *s, const char *path, int fd, uint64_t rest, bo
 		.offset = rest,
 		.ascii = s->type_ascii,
 		.truncate = truncate,
+		.upload_end = made != NULL ? store_ended : NULL,
+		.upload_ctx = made,
 	};
 	str_copy(spec.path, sizeof(spec.path), path);
 	if (unique) {
@@ -160,6 +176,61 @@ static void store(struct session *s, const char *path, int fd, uint64_t rest, bo
 	transfer_start(s, &spec);
 }
 
+/*
+ * Open path for STOR or APPE.  A new file is made with O_EXCL, so *made (else NULL) can
+ * remove it if the upload never stores a byte; an existing file is opened as it is, and
+ * STOR cuts it only once the data connection is up (transfer.c).  A resume needs a file:
+ * with a REST offset nothing is created.
+ */
+static int open_for_store(struct session *s, const char *path, int flags, uint64_t rest,
+			  struct vfs_created **made)
+{
+	*made = NULL;
+	if (rest == 0) {
+		struct vfs_created *m = malloc(sizeof(*m));
+		if (m == NULL)
+			return -ENOMEM;
+		int fd = vfs_create(s->root_fd, path, flags, 0666, m);
+		if (fd >= 0) {
+			*made = m;
+			return fd;
+		}
+		free(m);
+		if (fd != -EEXIST)
+			return fd;
+	}
+	int fd = vfs_open(s->root_fd, path, flags, 0);
+	/*
+	 * A dangling symlink: O_EXCL refused it and there is no file behind it.  STOR has
+	 * always created its target (inside the root); whether this open makes it cannot be
+	 * told, so such a file is never removed again.
+	 */
+	if (fd == -ENOENT && rest == 0)
+		fd = vfs_open(s->root_fd, path, flags | O_CREAT, 0666);
+	return fd;
+}
+
+/* A REST offset past the end would leave a hole, maybe of terabytes: refuse it (554). */
+static int check_rest(struct session *s, int fd, uint64_t rest)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		session_reply(s, R_553_BAD_NAME, "Could not create file: not a regular file.");
+		return -1;
+	}
+	if (rest > (uint64_t)st.st_size) {
+		session_replyf(s, R_554_BAD_RESTART, "Restart offset %llu is beyond the end of the file (%llu).",
+			       (unsigned long long)rest, (unsigned long long)st.st_size);
+		return -1;
+	}
+	/* Resume: keep the first rest bytes, write over the rest (STOR cuts it there). */
+	if (rest > 0 && lseek(fd, (off_t)rest, SEEK_SET) < 0) {
+		session_reply_errno(s, -errno, "Could not resume");
+		return -1;
+	}
+	return 0;
+}
+
 static void store_cmd(struct session *s, const char *arg, bool append)
 {
 	uint64_t rest = s->rest;
@@ -167,34 +238,33 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 	char path[VPATH_MAX];
 	if (!session_need(s, PERM_WRITE) || session_path(s, arg, path) < 0)
 		return;
-	int flags = O_WRONLY | O_CREAT | O_NONBLOCK;
+	int flags = O_WRONLY | O_NONBLOCK;
 	if (append)
 		flags |= O_APPEND;
-	int fd = vfs_open(s->root_fd, path, flags, 0666);
+	struct vfs_created *made;
+	int fd = open_for_store(s, path, flags, rest, &made);
+	if (fd == -ENOENT && rest > 0) {
+		session_replyf(s, R_554_BAD_RESTART, "Restart offset %llu, but there is no file to resume.",
+			       (unsigned long long)rest);
+		return;
+	}
 	if (fd < 0) {
 		session_reply_errno(s, fd, "Could not create file");
 		return;
 	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	int rc = check_rest(s, fd, rest);
+	/* O_NONBLOCK was only for opening (a FIFO must not hang us); writes are to disk. */
+	if (rc == 0 && fcntl(fd, F_SETFL, append ? O_APPEND : 0) < 0) {
+		session_reply_errno(s, -errno, "Could not create file");
+		rc = -1;
+	}
+	if (rc < 0) {
 		close(fd);
-		session_reply(s, R_553_BAD_NAME, "Could not create file: not a regular file.");
+		if (made != NULL)
+			store_ended(made, false);
 		return;
 	}
-	fcntl(fd, F_SETFL, append ? O_APPEND : 0);
-	if (rest > 0) {
-		/*
-		 * Resume: keep the first rest bytes, write over the rest.  An offset past the end
-		 * leaves a hole, as in vsftpd and ProFTPD; nothing that was there is lost.
-		 */
-		if (lseek(fd, (off_t)rest, SEEK_SET) < 0) {
-			int e = errno;
-			close(fd);
-			session_reply_errno(s, -e, "Could not resume");
-			return;
-		}
-	}
-	store(s, path, fd, rest, false, !append);
+	store(s, path, fd, rest, false, !append, made);
 }
 
 void cmd_stor(struct session *s, const char *arg)
@@ -223,11 +293,17 @@ void cmd_stou(struct session *s, const char *arg)
 			session_reply(s, R_553_BAD_NAME, "Path too long.");
 			return;
 		}
-		int fd = vfs_open(s->root_fd, path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-		if (fd >= 0) {
-			store(s, path, fd, 0, true, false);
+		struct vfs_created *made = malloc(sizeof(*made));
+		if (made == NULL) {
+			session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
 			return;
 		}
+		int fd = vfs_create(s->root_fd, path, O_WRONLY, 0666, made);
+		if (fd >= 0) {
+			store(s, path, fd, 0, true, false, made);
+			return;
+		}
+		free(made);
 		if (fd != -EEXIST) {
 			session_reply_errno(s, fd, "Could not create file");
 			return;

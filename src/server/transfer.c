@@ -51,6 +51,7 @@ struct transfer {
 	bool verified;         /* the TLS handshake is over and passed the reuse rule */
 	bool produced_all;     /* the producer is done */
 	bool passive;
+	bool complete;         /* ended in 226 */
 	uint64_t queued;       /* bytes handed to the output buffer */
 	uint64_t written;      /* upload bytes written to the file */
 	struct timespec start;
@@ -87,6 +88,8 @@ static void release(struct transfer *t)
 		close(t->spec.file_fd);
 	if (t->spec.fill_free != NULL)
 		t->spec.fill_free(t->spec.fill_ctx);
+	if (t->spec.upload_end != NULL)
+		t->spec.upload_end(t->spec.upload_ctx, t->complete || t->written > 0);
 	free(t);
 }
 
@@ -109,6 +112,7 @@ static void finish(struct transfer *t, int code, const char *text)
 		};
 		log_transfer(s->srv->xferlog_fd, &r);
 	}
+	t->complete = code == R_226_CLOSING_DATA;
 	/* text may live in t (done_text): reply before t goes. */
 	if (text != NULL)
 		session_reply(s, code, text);
@@ -549,6 +553,8 @@ void transfer_start(struct session *s, struct transfer_spec *spec)
 			close(spec->file_fd);
 		if (spec->fill_free != NULL)
 			spec->fill_free(spec->fill_ctx);
+		if (spec->upload_end != NULL)
+			spec->upload_end(spec->upload_ctx, false);
 		session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
 		return;
 	}

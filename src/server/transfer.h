@@ -37,6 +37,13 @@ struct transfer_spec {
 	xfer_fill_fn *fill;           /* downloads other than files: the producer */
 	void *fill_ctx;
 	void (*fill_free)(void *ctx); /* frees fill_ctx; called exactly once */
+	/*
+	 * Uploads: called exactly once at the end, stored telling whether a byte was written
+	 * or the upload completed (an empty file is a complete upload); frees upload_ctx.
+	 * STOR uses it to remove a file it created for an upload that never came.
+	 */
+	void (*upload_end)(void *ctx, bool stored);
+	void *upload_ctx;
 	char path[VPATH_MAX];         /* virtual path, for logs and replies */
 	char opening[512];            /* text of the 150 reply */
 	char done_text[VPATH_MAX + 64]; /* text of the 226 reply ("" = default) */

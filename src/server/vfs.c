@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/path.h"
 
 static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode)
@@ -132,4 +133,71 @@ int vfs_set_mtime(int root, const char *vpath, time_t mtime)
 	int rc = utimensat(fd, "", times, AT_EMPTY_PATH) < 0 ? -errno : 0;
 	close(fd);
 	return rc;
+}
+
+int vfs_is_root(int root, int dir)
+{
+	struct stat r, d;
+	if (fstat(root, &r) < 0 || fstat(dir, &d) < 0)
+		return -errno;
+	return r.st_dev == d.st_dev && r.st_ino == d.st_ino;
+}
+
+int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_created *made)
+{
+	made->dir = -1;
+	const char *name;
+	char parent[VPATH_MAX];
+	if (path_split(vpath, parent, sizeof(parent), &name) < 0)
+		return strcmp(vpath, "/") == 0 ? -EEXIST : -ENAMETOOLONG;
+	if (str_copy(made->name, sizeof(made->name), name) < 0)
+		return -ENAMETOOLONG;
+	int dir = sys_openat2(root, path_relative(parent), O_PATH | O_DIRECTORY, 0);
+	if (dir < 0)
+		return dir;
+	/*
+	 * One component beneath a directory already resolved in the root: the file is made
+	 * exactly there, so vfs_uncreate finds it by this descriptor and name.  The name
+	 * is never "." or ".." (path.h normalises them away) and O_EXCL follows no symlink.
+	 */
+	int fd = sys_openat2(dir, made->name, flags | O_CREAT | O_EXCL, mode);
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		fd = -e; /* the new file stays: without its identity, removing it by name is unsafe */
+	}
+	if (fd < 0) {
+		close(dir);
+		return fd;
+	}
+	made->dir = dir;
+	made->dev = st.st_dev;
+	made->ino = st.st_ino;
+	return fd;
+}
+
+int vfs_uncreate(const struct vfs_created *made)
+{
+	struct stat st;
+	if (made->dir < 0)
+		return -EBADF;
+	if (fstatat(made->dir, made->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	/*
+	 * A rename in the two system calls between this check and the unlink could put
+	 * another file under the name and see it removed; only a client allowed to rename
+	 * could, and renaming onto a name already removes what it held.
+	 */
+	if (st.st_dev != made->dev || st.st_ino != made->ino || !S_ISREG(st.st_mode) ||
+	    st.st_size != 0)
+		return -ESTALE;
+	return unlinkat(made->dir, made->name, 0) < 0 ? -errno : 0;
+}
+
+void vfs_created_close(struct vfs_created *made)
+{
+	if (made->dir >= 0)
+		close(made->dir);
+	made->dir = -1;
 }

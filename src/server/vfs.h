@@ -11,6 +11,7 @@
 #ifndef FERRY_SERVER_VFS_H
 #define FERRY_SERVER_VFS_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -31,5 +32,35 @@ int vfs_unlink(int root, const char *vpath);
 int vfs_rename(int root, const char *from, const char *to);
 /* Set the modification time (MFMT), leaving the access time alone. */
 int vfs_set_mtime(int root, const char *vpath, time_t mtime);
+
+/*
+ * Whether the directory open at dir is the root itself, under whatever name it was reached:
+ * a symlink back to the root ("top -> /", "pub/up -> ..") opens the root again, so only
+ * its device and inode tell.  Returns 1, 0, or -errno.
+ */
+int vfs_is_root(int root, int dir);
+
+/* A file vfs_create made, remembered so that an upload that stores nothing can remove it. */
+struct vfs_created {
+	int dir;                /* O_PATH descriptor of the directory it was made in, or -1 */
+	char name[NAME_MAX + 1];
+	dev_t dev;
+	ino_t ino;
+};
+
+/*
+ * Create vpath as a new file (flags | O_CREAT | O_EXCL) and fill *made; the caller closes
+ * the descriptor and calls vfs_created_close(made).  -EEXIST if the name exists (also the
+ * root, and a symlink, dangling or not: O_EXCL never follows one); made->dir is -1 on error.
+ */
+int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_created *made);
+/*
+ * Remove the file again if its name still holds it (same device and inode) and it is
+ * still empty: whatever replaced or filled it meanwhile is someone else's and stays.
+ * Returns 0, -ESTALE if the name no longer holds that empty file, or -errno.
+ */
+int vfs_uncreate(const struct vfs_created *made);
+/* Close made->dir; safe to call on a failed vfs_create. */
+void vfs_created_close(struct vfs_created *made);
 
 #endif

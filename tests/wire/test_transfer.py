@@ -177,9 +177,11 @@ def test_rest_past_4gib(ferryd_rw):
         """)
         assert c.retr("huge.bin", rest=size - len(tail)) == tail
         assert c.retr("huge.bin", rest=size - 3) == b"ile"
-        # An upload resumed past 4 GiB lands at that offset.
-        write_file(ferryd_rw.root / "sparse.bin", b"")
+        # An upload resumed past 4 GiB lands at that offset (the end of the file: an
+        # offset beyond the end is refused, test_root_and_stor.py).
         off = (4 << 30) + 5
+        with open(ferryd_rw.root / "sparse.bin", "wb") as f:
+            f.truncate(off)
         c.stor("sparse.bin", b"xyz", rest=off)
     st = os.stat(ferryd_rw.root / "sparse.bin")
     assert st.st_size == off + 3
