@@ -155,3 +155,70 @@ def test_passwd_refuses_enter_twice_on_a_terminal(tmp_path):
     assert rc != 0, out
     assert b"empty password" in out, out
     assert not uf.exists()
+
+
+# -- finding 3: timing of unknown users ------------------------------------------------------------
+def _failure_times(srv, names, rounds_each):
+    """Seconds from PASS to its 530 for each name, interleaved so that noise hits all alike."""
+    times = {n: [] for n in names}
+    with srv.control() as c:
+        for i in range(rounds_each + 2):
+            for n in names:
+                c.expect(f"USER {n}", 331)
+                t0 = time.perf_counter()
+                c.expect("PASS not-the-password", 530)
+                if i >= 2:  # the first two warm up
+                    times[n].append(time.perf_counter() - t0)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+@pytest.mark.parametrize("rounds", [None, 200000], ids=["default-rounds", "rounds-200000"])
+def test_unknown_user_fails_as_slowly_as_a_known_one(tmp_path, start_ferryd, rounds):
+    """A users file of "$6$" hashes only: an unknown name used to cost a yescrypt hash
+    (~18 ms) against 1 ms for a real user at the default rounds (or 50 ms at 200000):
+    a timing oracle for which names exist."""
+    uf = users_file(tmp_path, [(n, crypt_hash_of("6", f"{n}-pass", rounds))
+                               for n in ("alice", "bob", "carol")])
+    srv = start_ferryd("--users-file", uf, "--login-failure-delay", 0, "--ban-after", 0,
+                       "--max-login-failures", 1000)
+    with srv.control() as c:
+        c.login("bob", "bob-pass")  # the hashes work
+    med = _failure_times(srv, ["alice", "nosuchuser"], 15)
+    known, unknown = med["alice"], med["nosuchuser"]
+    ratio = unknown / known
+    # Generous bounds against a busy machine; when both are tiny (default rounds, about
+    # 1 ms of hashing) a difference of a couple of ms is noise, not a hash of another cost.
+    assert 0.5 <= ratio <= 2.0 or abs(unknown - known) < 0.003, \
+        f"median failure: known user {known * 1000:.2f} ms, unknown {unknown * 1000:.2f} ms"
+
+
+# -- finding 3: weak methods are warned about ---------------------------------------------------
+def test_weak_hashes_are_warned_about_at_start_up(tmp_path, start_ferryd):
+    uf = users_file(tmp_path, [("alice", crypt_hash_of("1", "alice-pass")),
+                               ("bob", yescrypt_hash(tmp_path, "bob-pass")),
+                               ("carol", crypt_hash_of("1", "carol-pass"))])
+    srv = start_ferryd("--users-file", uf)
+    with srv.control() as c:
+        c.login("alice", "alice-pass")  # a weak hash still works: it is a warning
+    warned = [l for l in srv.log.splitlines() if "warning" in l and "password hashes" in l]
+    assert len(warned) == 1, srv.log
+    assert "MD5 ($1$)" in warned[0] and "alice, carol" in warned[0], warned
+    assert "bob" not in warned[0]
+
+    root = tmp_path / "root"
+    r = subprocess.run([FERRYD, "--check-config", "--root", str(root), "--listen",
+                        f"127.0.0.1:{free_port()}", "--users-file", str(uf)],
+                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "configuration OK\n"
+    assert f"warning: {uf}: 2 users with MD5 ($1$) password hashes" in r.stderr, r.stderr
+    assert "alice, carol" in r.stderr and "bob" not in r.stderr
+
+
+def test_strong_hashes_give_no_warning(tmp_path, start_ferryd):
+    uf = users_file(tmp_path, [("bob", yescrypt_hash(tmp_path, "bob-pass")),
+                               ("dave", crypt_hash_of("6", "dave-pass"))])
+    srv = start_ferryd("--users-file", uf)
+    with srv.control() as c:
+        c.login("bob", "bob-pass")
+    assert "password hashes" not in srv.log, srv.log
