@@ -192,7 +192,7 @@ static int keep_owner_and_mode(int fd, FILE *in)
 	struct stat st;
 	if (fstat(fileno(in), &st) < 0)
 		return -errno;
-	if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0)
+	if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 0777) < 0)
 		return -errno;
 	return 0;
 }
