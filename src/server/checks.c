@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -223,9 +224,37 @@ static void check_port_20(const struct config *cfg, const struct checks_host *h,
 		   why, todo);
 }
 
+uint64_t checks_fds_needed(const struct config *cfg)
+{
+	return (uint64_t)cfg->max_sessions * FD_PER_SESSION + FD_RESERVE;
+}
+
+/*
+ * Every worker, and the master, may come to hold max_sessions sessions.  Below the
+ * limit they need, the master takes only as many as fit and answers the rest 421.
+ */
+static void check_fd_limit(const struct config *cfg, const struct checks_host *h,
+			   check_report_fn *report, void *ctx)
+{
+	uint64_t need = checks_fds_needed(cfg);
+	if (h->fd_limit == 0 || h->fd_limit >= need)
+		return;
+	report_msg(report, ctx, CHECK_WARNING,
+		   "the descriptor limit (RLIMIT_NOFILE) is %llu, below the %llu that max_sessions "
+		   "= %u may need (%d a session: control, data and file, and %d more): beyond about "
+		   "%llu sessions a worker, clients get 421. Raise the limit (LimitNOFILE= in the "
+		   "systemd unit, ulimit -n in a shell) or lower max_sessions.",
+		   (unsigned long long)h->fd_limit, (unsigned long long)need, cfg->max_sessions,
+		   FD_PER_SESSION, FD_RESERVE,
+		   (unsigned long long)(h->fd_limit > FD_RESERVE ? (h->fd_limit - FD_RESERVE) /
+									FD_PER_SESSION
+								  : 0));
+}
+
 void checks_evaluate(const struct config *cfg, const struct checks_host *host,
 		     check_report_fn *report, void *ctx)
 {
+	check_fd_limit(cfg, host, report, ctx);
 	if (loopback_only(cfg, host))
 		return; /* only local clients: the bench, the tests, `make run` */
 	check_private_pasv_address(cfg, host, report, ctx);
@@ -272,7 +301,11 @@ static int list_ifaddrs(struct sockaddr_storage *out, size_t max, size_t *n)
 void checks_run(const struct config *cfg, check_report_fn *report, void *ctx)
 {
 	struct sockaddr_storage *addrs = calloc(MAX_IFADDRS, sizeof(*addrs));
+	struct rlimit nofile = { 0, 0 };
+	if (getrlimit(RLIMIT_NOFILE, &nofile) < 0 || nofile.rlim_cur == RLIM_INFINITY)
+		nofile.rlim_cur = 0;
 	struct checks_host h = {
+		.fd_limit = (uint64_t)nofile.rlim_cur,
 		.root = geteuid() == 0,
 		.cap_net_bind_service = has_cap_net_bind_service(),
 		.ifaddrs = addrs,

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "server/config.h"
@@ -39,7 +40,16 @@ struct checks_host {
 	bool ifaddrs_known;         /* false: getifaddrs failed; wildcards are not judged */
 	const struct sockaddr_storage *ifaddrs; /* the addresses of interfaces that are up */
 	size_t n_ifaddrs;
+	uint64_t fd_limit;          /* RLIMIT_NOFILE's soft limit (after fdlimit_raise) */
 };
+
+/*
+ * Descriptors one process may need for max_sessions sessions: the control connection, a
+ * data connection and a file each, and FD_RESERVE for listeners, channels and logs.
+ */
+#define FD_PER_SESSION 3
+#define FD_RESERVE 64
+uint64_t checks_fds_needed(const struct config *cfg);
 
 /* The checks themselves, on a given host: pure, for tests. */
 void checks_evaluate(const struct config *cfg, const struct checks_host *host,

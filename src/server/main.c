@@ -2,9 +2,11 @@
  * main.c: ferryd's entry point: the passwd and firewall tools, the worker entry
  * (internal), or the master after the configuration has been loaded and validated.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/num.h"
@@ -31,6 +33,27 @@ static int parse_fd(const char *s)
 	return num_parse_u64_cstr(s, 1 << 20, &v) == 0 ? (int)v : -1;
 }
 
+/*
+ * A server must not pass on what its parent left open (an fd on /etc/shadow in the
+ * starting shell would reach the sandboxed workers), and should not run out of
+ * descriptors before max_sessions: everything above stderr is closed, and the soft
+ * RLIMIT_NOFILE goes up to the hard limit (checks.c warns when even that is too low).
+ */
+static void prepare_process(void)
+{
+	if (close_range(3, ~0U, 0) < 0) {
+		for (int fd = 3; fd < 1024; fd++)
+			(void)close(fd);
+	}
+	struct rlimit r;
+	if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &r) < 0)
+			fprintf(stderr, "ferryd: cannot raise the descriptor limit to %llu: %s\n",
+				(unsigned long long)r.rlim_max, strerror(errno));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
@@ -50,6 +73,7 @@ int main(int argc, char **argv)
 		return worker_main(&fds, parse_fd(argv[3]));
 	}
 
+	prepare_process();
 	struct config *cfg = calloc(1, sizeof(*cfg));
 	if (cfg == NULL)
 		return 1;

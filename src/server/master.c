@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -342,6 +343,14 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->reserve_fd = -1;
 	TAILQ_INIT(&m->unauth);
 	log_set_role("master");
+	/* Workers inherit the limit: what one holds is what one may be given (checks.h). */
+	struct rlimit nofile;
+	m->worker_capacity = cfg->max_sessions;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+	    nofile.rlim_cur < checks_fds_needed(cfg))
+		m->worker_capacity = nofile.rlim_cur > FD_RESERVE
+					     ? (unsigned)((nofile.rlim_cur - FD_RESERVE) / FD_PER_SESSION)
+					     : 1;
 	signal(SIGPIPE, SIG_IGN);
 	/* Before the privilege drop: the checks judge the privileges ferryd started with. */
 	checks_run(cfg, log_check, NULL);

@@ -82,6 +82,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	/* pick_worker() skips workers that lag (queue at its soft limit) or are ending. */
 	int slot = pick_worker(m);
 	if (slot < 0) {
+		if (m->total >= m->worker_capacity * live_workers(m, false) &&
+		    live_workers(m, false) > 0) {
+			log_warn_limited(&m->log_emfile,
+					 "refused %s: every worker holds the %u sessions its "
+					 "descriptor limit allows (raise LimitNOFILE)",
+					 who, m->worker_capacity);
+			reject(fd, "421 Server out of resources; try again later.\r\n");
+			return;
+		}
 		log_warn_limited(&m->log_no_worker, "no worker to take %s: %s", who,
 				 live_workers(m, false) > 0 ? "every worker lags behind"
 							    : "none running");

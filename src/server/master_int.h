@@ -73,6 +73,7 @@ struct master {
 	bool implicit_tls[2 * CONFIG_MAX_LISTEN]; /* a listen_implicit_tls listener */
 	unsigned n_listeners;
 	int reserve_fd;         /* spent to answer 421 when out of descriptors */
+	unsigned worker_capacity; /* sessions a worker's descriptor limit holds */
 	struct worker_slot slots[MAX_WORKER_SLOTS];
 	struct conn_rec *recs[REC_BUCKETS];
 	struct addr_count *addrs[ADDR_BUCKETS];

@@ -145,7 +145,7 @@ int pick_worker(const struct master *m)
 	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
 		const struct worker_slot *w = &m->slots[i];
 		if (w->pid == 0 || w->draining || w->ch == NULL || channel_failed(w->ch) ||
-		    channel_queued(w->ch) >= CHANNEL_SOFT_LIMIT)
+		    channel_queued(w->ch) >= CHANNEL_SOFT_LIMIT || w->load >= m->worker_capacity)
 			continue;
 		if (best < 0 || w->load < m->slots[best].load)
 			best = (int)i;
