@@ -8,11 +8,13 @@ line that names the error, and that every transfer ends with exactly one transfe
 (stderr and xferlog) counting the bytes that are on disk.
 """
 
-import os
 import re
 import socket
 
-from conftest import free_port
+import pytest
+
+from conftest import free_port, make_traversable
+from ftptls import TLSControl, client_context, make_certs
 from ftpwire import recv_all, wait_until, write_file
 from test_logging import XFERLOG
 
@@ -147,6 +149,35 @@ def test_short_writes_are_retried_byte_exact(faults, start_ferryd, tmp_path):
     assert f.fired(0) >= (len(data) + len(unix_text)) // 1000
     check_one_record(srv, xl, "short.bin", len(data), complete=True)
     check_one_record(srv, xl, "short.txt", len(unix_text), complete=True)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("fault-certs")
+    make_traversable(d)
+    return make_certs(d)
+
+
+def test_tls_uploads_retry_short_writes_and_stop_at_a_full_disk(faults, start_ferryd, tmp_path, certs):
+    """Over TLS the upload is written from the bufferevent with writev (evbuffer_write)."""
+    mark = 700_001
+    f = faults("writev:SHORT:max=1000:path=tls-short.bin", f"writev:ENOSPC:after={mark}:path=tls-full.bin")
+    xl = tmp_path / "xferlog"
+    srv = start_ferryd("--anon-permissions", "all", "--xferlog", xl, "--tls-cert", certs.server,
+                       "--tls-key", certs.server_key, env=f.env)
+    data = pattern(2_000_000, seed=13)
+    with TLSControl(srv.host, srv.port, client_context(certs)) as c:
+        c.secure_login()
+        c.stor("tls-short.bin", data)
+        t = c.transfer("STOR tls-full.bin", upload=data)
+        assert t.final.code == 452, c.transcript()
+        c.expect("NOOP", 200)
+        assert c.retr("tls-full.bin") == data[:mark]
+    assert (srv.root / "tls-short.bin").read_bytes() == data
+    assert f.fired(0) >= len(data) // 1000 and f.fired(1) == 1
+    check_one_record(srv, xl, "tls-short.bin", len(data), complete=True)
+    check_one_record(srv, xl, "tls-full.bin", mark, complete=False)
+    assert "upload of /tls-full.bin stopped after 700001 bytes: writing the file: No space left" in srv.log
 
 
 # ---- the data connection -----------------------------------------------------------------
