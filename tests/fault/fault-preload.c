@@ -37,7 +37,9 @@
  *                name is "dir/file", without a leading '/'.
  *   role=R       only in the master, a worker or the port-20 helper (master|worker|port20).
  *                Rules without role= never apply in the port-20 helper, whose seccomp
- *                filter does not allow the calls the fd filters make.
+ *                filter does not allow the calls the fd filters make (fstat, getsockopt,
+ *                getsockname): role=port20 takes none of them, and its faults are not
+ *                logged (no write(2) there either).
  * The first rule whose filters match a call decides it.  Each injected fault is logged on
  * stderr: "fault-preload: pid 12 write(fd 9) -> ENOSPC (rule 0)".  A rule that cannot be
  * parsed stops the process at load with exit status 2.
@@ -138,6 +140,7 @@ struct slot {
 static struct rule rules[MAX_RULES];
 static unsigned n_rules;
 static enum role my_role = ROLE_MASTER;
+static pid_t my_pid; /* for the log lines: getpid(2) is not allowed in every sandbox */
 static const volatile unsigned char *ctl_on; /* NULL: every rule is on */
 static struct slot *slots;
 static struct slot local_slots[MAX_RULES];
@@ -361,6 +364,9 @@ static void parse_rule(struct rule *r, char *text)
 	r->calls = parse_calls(calls);
 	if (r->action == ACT_CTRUNC && r->calls != 1u << C_RECVMSG)
 		bad_spec("CTRUNC is for recvmsg only", action);
+	/* The helper's seccomp filter allows neither fstat, getsockopt, getsockname nor write. */
+	if (r->role == ROLE_PORT20 && (r->fdtypes != 0 || r->lport_min >= 0 || r->rport_min >= 0))
+		bad_spec("role=port20 takes no fdtype, lport or rport", action);
 }
 
 static void parse_spec(const char *spec)
@@ -401,6 +407,7 @@ static void map_control(const char *path)
 __attribute__((constructor)) static void fault_init(int argc, char **argv, char **envp)
 {
 	resolve_all();
+	my_pid = getpid();
 	for (int i = 1; i < argc && argv != NULL; i++) {
 		if (argv[i] != NULL && strcmp(argv[i], "--worker") == 0)
 			my_role = ROLE_WORKER;
@@ -519,9 +526,11 @@ static bool take_fault(const struct rule *r, struct slot *sl)
 
 static void log_fault(enum call c, int fd, int rule, const char *what)
 {
+	if (my_role == ROLE_PORT20)
+		return; /* its sandbox would kill it for the write */
 	char line[160];
 	int n = snprintf(line, sizeof(line), "fault-preload: pid %d %s(fd %d) -> %s (rule %d)\n",
-			 (int)getpid(), call_names[c], fd, what, rule);
+			 (int)my_pid, call_names[c], fd, what, rule);
 	if (n > 0 && real_write != NULL)
 		(void)real_write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
@@ -953,7 +962,11 @@ int prctl(int option, ...)
 	unsigned long a4 = va_arg(ap, unsigned long);
 	unsigned long a5 = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (option == PR_SET_NAME && a2 != 0 && strcmp((const char *)a2, "ferryd-port20") == 0)
-		my_role = ROLE_PORT20;
+	if (option == PR_SET_NAME && a2 != 0) {
+		/* Before the process's sandbox, which may not allow getpid. */
+		my_pid = getpid();
+		if (strcmp((const char *)a2, "ferryd-port20") == 0)
+			my_role = ROLE_PORT20;
+	}
 	return real_prctl(option, a2, a3, a4, a5);
 }
