@@ -479,6 +479,14 @@ static bool in_range(int v, int lo, int hi)
 	return lo < 0 || (v >= lo && v <= hi);
 }
 
+/* Whether fd was opened with a name that matches rule i's path=. */
+static bool opened_as(int fd, unsigned i)
+{
+	if (fd < 0 || fd >= MAX_FDS)
+		return false;
+	return (__atomic_load_n(&fd_path_match[fd], __ATOMIC_RELAXED) & (1u << i)) != 0;
+}
+
 static bool rule_matches(unsigned i, enum call c, int fd)
 {
 	const struct rule *r = &rules[i];
@@ -486,8 +494,7 @@ static bool rule_matches(unsigned i, enum call c, int fd)
 		return false;
 	if (r->role == ROLE_ANY ? my_role == ROLE_PORT20 : r->role != my_role)
 		return false;
-	if (r->path[0] != '\0' &&
-	    (fd < 0 || fd >= MAX_FDS || !(__atomic_load_n(&fd_path_match[fd], __ATOMIC_RELAXED) & (1u << i))))
+	if (r->path[0] != '\0' && !opened_as(fd, i))
 		return false;
 	if (r->fdtypes != 0 && !(fd_kind(fd) & r->fdtypes))
 		return false;
