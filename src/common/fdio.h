@@ -9,5 +9,10 @@
 
 /* Write all n bytes, again after EINTR and short writes.  Returns 0 or -errno. */
 int fd_write_all(int fd, const void *p, size_t n);
+/*
+ * The same, and *done gets the bytes written, also when it fails: on a file, what a short
+ * write put there before ENOSPC or EIO stays there and must be counted.
+ */
+int fd_write_all_counted(int fd, const void *p, size_t n, size_t *done);
 
 #endif

@@ -53,7 +53,7 @@ struct transfer {
 	bool passive;
 	bool complete;         /* ended in 226 */
 	uint64_t queued;       /* bytes handed to the output buffer */
-	uint64_t written;      /* upload bytes written to the file */
+	uint64_t written;      /* upload bytes written to the file (after TYPE A conversion) */
 	struct timespec start;
 	struct ascii_state ascii;
 };
@@ -93,25 +93,45 @@ static void release(struct transfer *t)
 	free(t);
 }
 
+/*
+ * The transfer record (stderr and xferlog), written exactly once, when the transfer ends
+ * for whatever reason: for an upload, with the bytes that are in the file.  A transfer
+ * whose data connection never came moved nothing and has none.
+ */
+static void record(const struct transfer *t, bool complete)
+{
+	const struct session *s = t->s;
+	if (!t->connected || t->spec.is_listing)
+		return;
+	struct xfer_record r = {
+		.client = s->peer_str,
+		.user = s->username,
+		.anonymous = (s->flags & SF_ANONYMOUS) != 0,
+		.path = t->spec.path,
+		.bytes = bytes_moved(t),
+		.seconds = elapsed(t),
+		.upload = t->spec.upload,
+		.ascii = t->spec.ascii,
+		.passive = t->passive,
+		.complete = complete,
+	};
+	log_transfer(s->srv->xferlog_fd, &r);
+}
+
+/* Why a transfer stopped early, for the administrator: what failed, with the errno text. */
+static void log_stopped(const struct transfer *t, const char *what, int err)
+{
+	log_warn("session %llu: %s of %s stopped after %llu bytes: %s: %s",
+		 (unsigned long long)t->s->id, t->spec.upload ? "upload" : "download",
+		 LOG_Q(t->spec.path),
+		 (unsigned long long)bytes_moved(t), what, strerror(err));
+}
+
 /* End the transfer: log, free, reply, and let waiting commands run. */
 static void finish(struct transfer *t, int code, const char *text)
 {
 	struct session *s = t->s;
-	if (t->connected && !t->spec.is_listing) {
-		struct xfer_record r = {
-			.client = s->peer_str,
-			.user = s->username,
-			.anonymous = (s->flags & SF_ANONYMOUS) != 0,
-			.path = t->spec.path,
-			.bytes = bytes_moved(t),
-			.seconds = elapsed(t),
-			.upload = t->spec.upload,
-			.ascii = t->spec.ascii,
-			.passive = t->passive,
-			.complete = code == R_226_CLOSING_DATA,
-		};
-		log_transfer(s->srv->xferlog_fd, &r);
-	}
+	record(t, code == R_226_CLOSING_DATA);
 	t->complete = code == R_226_CLOSING_DATA;
 	/* text may live in t (done_text): reply before t goes. */
 	if (text != NULL)
@@ -122,13 +142,24 @@ static void finish(struct transfer *t, int code, const char *text)
 	session_resume(s);
 }
 
+static int drain_upload(struct transfer *t);
+
 void transfer_free(struct session *s)
 {
-	if (s->xfer != NULL) {
-		struct transfer *t = s->xfer;
-		s->xfer = NULL;
-		release(t);
+	struct transfer *t = s->xfer;
+	if (t == NULL)
+		return;
+	if (t->connected && !t->spec.is_listing) {
+		/* Keep what arrived over TLS: a cut upload can be resumed with REST. */
+		if (t->spec.upload && t->verified)
+			(void)drain_upload(t);
+		log_info("session %llu: %s of %s cut after %llu bytes: the session is closing",
+			 (unsigned long long)s->id, t->spec.upload ? "upload" : "download",
+			 LOG_Q(t->spec.path), (unsigned long long)bytes_moved(t));
 	}
+	record(t, false);
+	s->xfer = NULL;
+	release(t);
 }
 
 void transfer_abort(struct session *s)
@@ -180,6 +211,7 @@ static void fill_output(struct transfer *t)
 		t->queued += evbuffer_get_length(out) - before;
 		if (rc < 0) {
 			char text[160];
+			log_stopped(t, "reading the file", -rc);
 			snprintf(text, sizeof(text), "Read error: %s; transfer aborted.", strerror(-rc));
 			finish(t, R_451_LOCAL_ERROR, text);
 			return;
@@ -261,23 +293,27 @@ static int fill_file_ascii(void *ctx, struct evbuffer *out)
 
 /* ---- uploads ---- */
 
+/* Write to the file, counting every byte that reaches it, also before a failure. */
+static int write_file(struct transfer *t, const uint8_t *p, size_t n)
+{
+	size_t done;
+	int rc = fd_write_all_counted(t->spec.file_fd, p, n, &done);
+	t->written += done;
+	return rc;
+}
+
 /* Write n bytes that arrived to the file, TYPE A converted.  Returns 0 or -errno. */
 static int store(struct transfer *t, const uint8_t *p, size_t n)
 {
-	if (!t->spec.ascii) {
-		int rc = fd_write_all(t->spec.file_fd, p, n);
-		if (rc == 0)
-			t->written += n;
-		return rc;
-	}
+	if (!t->spec.ascii)
+		return write_file(t, p, n);
 	uint8_t conv[CHUNK + 1];
 	while (n > 0) {
 		size_t take = n < CHUNK ? n : CHUNK;
 		size_t m = ascii_from_crlf(&t->ascii, p, take, conv);
-		int rc = fd_write_all(t->spec.file_fd, conv, m);
+		int rc = write_file(t, conv, m);
 		if (rc < 0)
 			return rc;
-		t->written += take;
 		p += take;
 		n -= take;
 	}
@@ -316,6 +352,7 @@ static void upload_failed(struct transfer *t, int err)
 {
 	char text[160];
 	bool full = err == -ENOSPC || err == -EDQUOT;
+	log_stopped(t, "writing the file", -err);
 	snprintf(text, sizeof(text), "%s; transfer aborted.",
 		 full ? "Insufficient storage space" : strerror(-err));
 	finish(t, full ? R_452_NO_SPACE : R_451_LOCAL_ERROR, text);
@@ -346,6 +383,7 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 	static uint8_t buf[UPLOAD_BUF];
 	struct transfer *t = arg;
 	if (what & EV_TIMEOUT) {
+		log_stopped(t, "data connection", ETIMEDOUT);
 		finish(t, R_426_TRANSFER_ABORTED, "Data connection timed out; transfer aborted.");
 		return;
 	}
@@ -356,6 +394,7 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n < 0) {
+			log_stopped(t, "data connection", errno);
 			finish(t, R_426_TRANSFER_ABORTED, "Data connection broken; transfer aborted.");
 			return;
 		}
@@ -379,7 +418,7 @@ static void upload_done(struct transfer *t)
 	if (rc == 0 && t->spec.ascii) {
 		uint8_t cr[1];
 		size_t m = ascii_from_crlf_flush(&t->ascii, cr);
-		rc = fd_write_all(t->spec.file_fd, cr, m);
+		rc = write_file(t, cr, m);
 	}
 	if (rc < 0) {
 		upload_failed(t, rc);
@@ -451,6 +490,7 @@ static void data_handshake_done(struct transfer *t)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct transfer *t = arg;
+	int err = EVUTIL_SOCKET_ERROR(); /* what failed, before anything else can change it */
 	if (what & BEV_EVENT_CONNECTED) {
 		if (t->tls)
 			data_handshake_done(t);
@@ -475,6 +515,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		/* Keep what arrived: a broken upload can be resumed with REST. */
 		drain_upload(t);
 	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_stopped(t, "data connection", ETIMEDOUT);
+	else
+		log_stopped(t, "data connection", (what & BEV_EVENT_ERROR) && err != 0 ? err : EPIPE);
 	const char *text = (what & BEV_EVENT_TIMEOUT)
 				   ? "Data connection timed out; transfer aborted."
 				   : "Data connection broken; transfer aborted.";

@@ -5,7 +5,8 @@
  * converter, a directory listing) whenever the connection's output runs low, so memory
  * stays bounded whatever the size.  An upload writes what arrives straight to the file.
  * One transfer at a time per session; it ends in 226, 426 (broken or aborted), 425 (no
- * data connection) or a 45x/55x file error.
+ * data connection) or a 45x/55x file error, and with exactly one transfer record (log.h)
+ * once its data connection was up, whatever ended it.
  */
 #ifndef FERRY_SERVER_TRANSFER_H
 #define FERRY_SERVER_TRANSFER_H
@@ -57,7 +58,11 @@ struct transfer_spec {
 void transfer_start(struct session *s, struct transfer_spec *spec);
 /* ABOR: stop the running transfer with 426, then 226 (RFC 959 s.4.1.3). */
 void transfer_abort(struct session *s);
-/* Silently drop the transfer (session closing). */
+/*
+ * The session is closing under its transfer (shutdown deadline, control connection gone):
+ * end it without a reply.  One that had its data connection gets its transfer record,
+ * incomplete, with the bytes moved (for an upload, those in the file).
+ */
 void transfer_free(struct session *s);
 /* Whether the running transfer must go on when the control connection goes (an upload). */
 bool transfer_outlives_control(const struct session *s);

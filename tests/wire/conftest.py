@@ -322,6 +322,14 @@ def ferryd_rw(start_ferryd):
 
 
 @pytest.fixture
+def faults(tmp_path):
+    """Factory: faults(*rules) -> faults.Faults; start ferryd with env=<that>.env to have
+    the rules' system calls fail (tests/fault/fault-preload.c, tests/wire/faults.py)."""
+    import faults as fault_module
+    return lambda *rules: fault_module.Faults(FERRYD, tmp_path, rules)
+
+
+@pytest.fixture
 def need_ipv6():
     if not ipv6_available():
         pytest.skip("::1 is not available")
