@@ -77,7 +77,9 @@ static size_t utf8_char(const uint8_t *p, size_t n)
 static struct unit hex_escape(uint8_t b)
 {
 	static const char hex[] = "0123456789abcdef";
-	return (struct unit){ .in_len = 1, .out_len = 4, .out = { '\\', 'x', hex[b >> 4], hex[b & 15] } };
+	return (struct unit){ .in_len = 1,
+			      .out_len = 4,
+			      .out = { '\\', 'x', hex[b >> 4], hex[b & 15] } };
 }
 
 static struct unit next_unit(enum esc_mode mode, const uint8_t *p, size_t n)

@@ -439,7 +439,8 @@ static int active_connect(struct session *s, const struct data_chan *d, const ch
 			return rc;
 		}
 	}
-	log_warn_limited(&s->srv->rl_no_port, "session %llu: no source port free in active_ports %u-%u",
+	log_warn_limited(&s->srv->rl_no_port,
+			 "session %llu: no source port free in active_ports %u-%u",
 			 (unsigned long long)s->id, cfg->active_ports.min, cfg->active_ports.max);
 	*why = "no source port free for the data connection";
 	return last;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/fdio.h"
+#include "common/path.h"
 
 static const char *log_role = "ferryd";
 
@@ -201,7 +202,8 @@ void log_transfer(int xferlog_fd, const struct xfer_record *r)
 {
 	log_info("transfer client=%s user=%s %s path=%s bytes=%llu seconds=%.3f mode=%s type=%s "
 		 "result=%s",
-		 LOG_Q(r->client), LOG_Q(r->user), r->upload ? "upload" : "download", LOG_Q(r->path),
+		 LOG_Q(r->client), LOG_Q(r->user), r->upload ? "upload" : "download",
+		 LOG_Q(r->path),
 		 (unsigned long long)r->bytes, r->seconds, r->passive ? "passive" : "active",
 		 r->ascii ? "ascii" : "binary", r->complete ? "ok" : "incomplete");
 	if (xferlog_fd < 0)
@@ -209,13 +211,15 @@ void log_transfer(int xferlog_fd, const struct xfer_record *r)
 	char when[64];
 	time_t now = time(NULL);
 	struct tm tm;
-	if (gmtime_r(&now, &tm) == NULL || strftime(when, sizeof(when), "%a %b %d %H:%M:%S %Y", &tm) == 0)
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%a %b %d %H:%M:%S %Y", &tm) == 0)
 		return;
 	/*
 	 * xferlog fields are separated by spaces: a space in a name would shift them, a control
-	 * byte would forge a line.  log_escape_field() leaves neither.
+	 * byte would forge a line.  log_escape_field() leaves neither.  The path is kept whole
+	 * (statistics read it), even when every byte of it needs an escape.
 	 */
-	char client[128], path[LOG_VALUE_MAX], user[256];
+	char client[128], path[4 * VPATH_MAX + 8], user[256];
 	log_escape_field(client, sizeof(client), r->client, strlen(r->client));
 	log_escape_field(path, sizeof(path), r->path, strlen(r->path));
 	log_escape_field(user, sizeof(user), r->user, strlen(r->user));

@@ -55,7 +55,8 @@ struct log_ratelimit {
 #define LOG_RATELIMIT_BURST 10
 #define LOG_RATELIMIT_INTERVAL_MS 1000
 /* An initialiser with other settings: struct log_ratelimit rl = LOG_RATELIMIT_INIT(5, 500); */
-#define LOG_RATELIMIT_INIT(burst_, interval_ms_) { .burst = (burst_), .interval_ms = (interval_ms_) }
+#define LOG_RATELIMIT_INIT(burst_, interval_ms_)                                                   \
+	{ .burst = (burst_), .interval_ms = (interval_ms_) }
 
 /*
  * Decides one event.  now is the current CLOCK_MONOTONIC time, or NULL to read that clock
