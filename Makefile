@@ -1,6 +1,8 @@
 # ferry: the two commands of the quick start, and their parts.
 #   make run    install what is missing, build, serve ./srv read-only on 127.0.0.1:2121
 #   make test   install what is missing, build with and without sanitizers, run everything
+#               (scripts/fresh-build.sh among them: `make build` of a fresh clone without the
+#               test packages)
 BUILD      ?= build
 BUILD_SAN  ?= build-san
 BUILD_FUZZ ?= build-fuzz
@@ -15,9 +17,12 @@ all: build
 deps:
 	@scripts/install-deps.sh build
 
+# Quiet when it works; when a step fails, scripts/quiet.sh prints its whole output.  Only
+# the build packages are needed: the unit tests (option tests=auto) are built only when
+# cmocka, a test package, is installed.
 build: deps
-	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) >/dev/null
-	@ninja -C $(BUILD) >/dev/null
+	@test -f $(BUILD)/build.ninja || scripts/quiet.sh meson setup $(BUILD)
+	@scripts/quiet.sh ninja -C $(BUILD)
 
 run: build
 	@mkdir -p srv

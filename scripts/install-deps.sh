@@ -23,6 +23,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# Quiet, but a failure prints apt-get's whole output (scripts/quiet.sh).
+quiet="$(dirname "$0")/quiet.sh"
+"$quiet" apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+"$quiet" apt-get install -y -qq --no-install-recommends $missing

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The whole test suite: unit, wire and client tests on a normal build and on an ASan+UBSan build,
-# the network-namespace tests on the normal build (root only; skipped otherwise), a subset
+# the build of a fresh clone without the test packages (scripts/fresh-build.sh), the
+# network-namespace tests on the normal build (root only; skipped otherwise), a subset
 # of the wire tests under Valgrind memcheck, then each fuzz target for a bounded time.
 # Exits non-zero on the first failing stage.
 set -eu
@@ -27,12 +28,30 @@ VALGRIND_SELECT="not test_port_malformed_is_501 and not test_eprt_malformed and 
 
 stage() { printf '\n==== %s\n' "$*"; }
 
+# setup DIR [OPTION...]: configure a build directory, or configure it again with these
+# options (one that `make run` set up has tests=auto, and maybe no cmocka at the time).
+# tests=enabled everywhere the unit tests run: without cmocka, configuring fails instead
+# of skipping them.  Quiet unless it fails (scripts/quiet.sh).
+setup() {
+	dir=$1
+	shift
+	if [ -f "$dir/build.ninja" ]; then
+		scripts/quiet.sh meson setup --reconfigure "$dir" "$@"
+	else
+		scripts/quiet.sh meson setup "$dir" "$@"
+	fi
+}
+
 stage "build ($BUILD)"
-[ -f "$BUILD/build.ninja" ] || meson setup "$BUILD" >/dev/null
+setup "$BUILD" -Dtests=enabled
 ninja -C "$BUILD"
 
 stage "documentation in step with the code"
 packaging/check-docs.sh "$PWD/$BUILD/src/server/ferryd"
+
+stage "a fresh clone builds with the build packages only, and ferryd answers"
+# The README's `make run` on a fresh machine (cmocka hidden; about 20 s).
+scripts/fresh-build.sh
 
 stage "unit tests ($BUILD)"
 meson test -C "$BUILD" --print-errorlogs
@@ -86,8 +105,8 @@ fi
 rm -rf "$vg_dir"
 
 stage "build with AddressSanitizer and UndefinedBehaviorSanitizer ($BUILD_SAN)"
-[ -f "$BUILD_SAN/build.ninja" ] || meson setup "$BUILD_SAN" -Db_sanitize=address,undefined \
-	-Db_lundef=false -Dbuildtype=debug >/dev/null
+setup "$BUILD_SAN" -Dtests=enabled -Db_sanitize=address,undefined -Db_lundef=false \
+	-Dbuildtype=debug
 ninja -C "$BUILD_SAN"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
@@ -103,7 +122,7 @@ FERRY="$PWD/$BUILD_SAN/src/client/ferry" FERRYD="$PWD/$BUILD_SAN/src/server/ferr
 	$PYTEST -q tests/client
 
 stage "fuzzing, $FUZZ_SECONDS s a target ($BUILD_FUZZ)"
-[ -f "$BUILD_FUZZ/build.ninja" ] || CC=clang meson setup "$BUILD_FUZZ" -Dfuzz=true -Dtests=false >/dev/null
+CC=clang setup "$BUILD_FUZZ" -Dfuzz=true -Dtests=disabled
 ninja -C "$BUILD_FUZZ"
 # run.sh fails on any finding; its record of the executions reached stays beside the build.
 fuzz_rc=0

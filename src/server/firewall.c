@@ -6,13 +6,19 @@
  * format then renders the same plan, so nft, iptables and the text table cannot drift
  * apart.  On the server's side the channels are:
  *
- *   control   in:  to each listen port, from any client port;
- *             out: from each listen port, to client ports above 1023 (the replies);
+ *   control   in:  to each listen and listen_implicit_tls port, from any client port;
+ *             out: from each of them, to client ports above 1023 (the replies);
  *   active    out: from port 20 (or active_ports) to client ports above 1023, which the
  *                  server connects to (PORT and EPRT refuse lower ports);
  *             in:  to those server ports, from client ports above 1023;
  *   passive   in:  to pasv_ports, from any client port, which the client connects to;
  *             out: from pasv_ports, to client ports above 1023.
+ *
+ * By default the plan is rendered as chains of ACCEPT rules for an existing firewall to
+ * jump to: nothing in them drops, so they cannot cut off a connection that the firewall
+ * let through before (SSH above all).  --standalone renders it as a whole rule set with
+ * drop policies, which accepts, besides FTP, the packets of established connections,
+ * loopback, ICMP, and the kept ports (SSH's unless --no-ssh).
  *
  * Comments on rules must stay below 128 bytes: nft refuses longer ones.  Nothing here
  * does I/O but firewall_main().
@@ -30,13 +36,14 @@
 
 #include "common/err.h"
 #include "common/hostport.h"
+#include "common/num.h"
 
 #define RULE_COMMENT_MAX 128 /* nft's limit, the NUL included */
 #define WRAP_WIDTH 88
 #define OUTPUT_MAX (1u << 20)
 
 enum fw_chain { FW_IN, FW_OUT };
-enum fw_chan { CH_CONTROL, CH_ACTIVE, CH_PASSIVE };
+enum fw_chan { CH_CONTROL, CH_IMPLICIT_TLS, CH_ACTIVE, CH_PASSIVE, CH_KEEP };
 
 /* A range of TCP ports; min == 0 means any port. */
 struct fw_ports {
@@ -54,15 +61,26 @@ struct fw_rule {
 	const char *why; /* a sentence without its capital and full stop */
 };
 
-#define MAX_RULES (2 * CONFIG_MAX_LISTEN + 4)
+#define MAX_RULES (2 * (2 * CONFIG_MAX_LISTEN + FW_MAX_KEEP + 1) + 4)
+
+/* TCP ports, each once, in the order they were first named. */
+struct fw_port_list {
+	uint16_t port[CONFIG_MAX_LISTEN + FW_MAX_KEEP + 1];
+	size_t n;
+};
 
 struct fw_plan {
 	struct fw_rule rule[MAX_RULES];
 	size_t n_rules;
-	uint16_t control[CONFIG_MAX_LISTEN]; /* listen ports, each once, in order */
-	size_t n_control;
+	struct fw_port_list control;  /* listen ports */
+	struct fw_port_list tls;      /* listen_implicit_tls ports not already in control */
+	struct fw_port_list keep;     /* standalone only: ports kept open, SSH's first */
 	struct fw_ports active, passive;
 };
+
+/* The chains of the default, additive output: the firewall's own chains jump to them. */
+#define CHAIN_IN "ferryd_input"
+#define CHAIN_OUT "ferryd_output"
 
 /* Writes into a buffer and remembers the first failure, so callers need not check. */
 struct out {
@@ -134,28 +152,64 @@ static struct fw_ports range_or_unprivileged(struct port_range r)
 	return r.min != 0 ? (struct fw_ports){ r.min, r.max } : UNPRIVILEGED;
 }
 
-static void make_plan(const struct config *cfg, enum fw_modes modes, struct fw_plan *p)
+static bool port_listed(const struct fw_port_list *l, uint16_t port)
 {
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->port[i] == port)
+			return true;
+	}
+	return false;
+}
+
+/* Add port to l unless l or also (may be NULL) holds it already. */
+static void port_add_once(struct fw_port_list *l, const struct fw_port_list *also, uint16_t port)
+{
+	if (port_listed(l, port) || (also != NULL && port_listed(also, port)))
+		return;
+	FERR_ASSERT(l->n < sizeof(l->port) / sizeof(l->port[0]));
+	l->port[l->n++] = port;
+}
+
+static void listen_ports(const struct config *cfg, struct fw_plan *p)
+{
+	for (unsigned i = 0; i < cfg->n_listen; i++)
+		port_add_once(&p->control, NULL, hostport_get_port(&cfg->listen[i]));
+	/* A port that is also a plain listener's already has its rules. */
+	for (unsigned i = 0; i < cfg->n_listen_tls; i++)
+		port_add_once(&p->tls, &p->control, hostport_get_port(&cfg->listen_tls[i]));
+}
+
+static void add_both_ways(struct fw_plan *p, enum fw_chan chan, uint16_t port,
+			  struct fw_ports client_out, const char *why_in, const char *why_out)
+{
+	struct fw_ports server = { port, port };
+	add_rule(p, chan, FW_IN, server, ANY_PORT, true, why_in);
+	add_rule(p, chan, FW_OUT, server, client_out, false, why_out);
+}
+
+static void make_plan(const struct config *cfg, const struct fw_options *opt, struct fw_plan *p)
+{
+	enum fw_modes modes = opt->modes;
 	memset(p, 0, sizeof(*p));
-	for (unsigned i = 0; i < cfg->n_listen; i++) {
-		uint16_t port = hostport_get_port(&cfg->listen[i]);
-		bool seen = false;
-		for (size_t j = 0; j < p->n_control; j++)
-			seen = seen || p->control[j] == port;
-		if (!seen)
-			p->control[p->n_control++] = port;
+	listen_ports(cfg, p);
+	if (opt->standalone) {
+		if (opt->keep_ssh)
+			port_add_once(&p->keep, NULL, FW_SSH_PORT);
+		for (size_t i = 0; i < opt->n_keep; i++)
+			port_add_once(&p->keep, NULL, opt->keep[i]);
 	}
 	p->active = cfg->active_from_port_20 ? (struct fw_ports){ 20, 20 }
 					      : range_or_unprivileged(cfg->active_ports);
 	p->passive = range_or_unprivileged(cfg->pasv_ports);
 
-	for (size_t i = 0; i < p->n_control; i++) {
-		struct fw_ports port = { p->control[i], p->control[i] };
-		add_rule(p, CH_CONTROL, FW_IN, port, ANY_PORT, true,
-			 "clients open the control connection from any port");
-		add_rule(p, CH_CONTROL, FW_OUT, port, UNPRIVILEGED, false,
-			 "the server's replies go back to the client's port above 1023");
-	}
+	for (size_t i = 0; i < p->control.n; i++)
+		add_both_ways(p, CH_CONTROL, p->control.port[i], UNPRIVILEGED,
+			      "clients open the control connection from any port",
+			      "the server's replies go back to the client's port above 1023");
+	for (size_t i = 0; i < p->tls.n; i++)
+		add_both_ways(p, CH_IMPLICIT_TLS, p->tls.port[i], UNPRIVILEGED,
+			      "clients open the TLS control connection from any port",
+			      "the server's replies go back to the client's port above 1023");
 	if (modes != FW_PASSIVE_ONLY) {
 		add_rule(p, CH_ACTIVE, FW_OUT, p->active, UNPRIVILEGED, true,
 			 "the server connects to the port above 1023 the client named in PORT "
@@ -169,6 +223,11 @@ static void make_plan(const struct config *cfg, enum fw_modes modes, struct fw_p
 		add_rule(p, CH_PASSIVE, FW_OUT, p->passive, UNPRIVILEGED, false,
 			 "the server's side of a data connection that the client opened");
 	}
+	for (size_t i = 0; i < p->keep.n; i++)
+		add_both_ways(p, CH_KEEP, p->keep.port[i], ANY_PORT,
+			      "not FTP; --standalone keeps it open (SSH by default) so that these "
+			      "rules cut no one off",
+			      "the replies of the service kept open");
 }
 
 /* -- words shared by every format --------------------------------------------------------- */
@@ -178,6 +237,10 @@ static const char *chan_label(enum fw_chan c)
 	switch (c) {
 	case CH_CONTROL:
 		return "FTP control";
+	case CH_IMPLICIT_TLS:
+		return "FTPS implicit TLS control";
+	case CH_KEEP:
+		return "Kept open";
 	case CH_ACTIVE:
 		return "FTP active data";
 	case CH_PASSIVE:
@@ -293,29 +356,51 @@ static bool pasv_address_is_name(const struct config *cfg)
 	return cfg->pasv_address[0] != '\0' && inet_pton(AF_INET, cfg->pasv_address, &a) != 1;
 }
 
+/* "port 21", "ports 21 and 990", "ports 21, 2121 and 990". */
+static void fmt_port_list(char *dst, size_t size, const struct fw_port_list *l)
+{
+	size_t used = 0;
+	int n = snprintf(dst, size, "port%s ", l->n > 1 ? "s" : "");
+	for (size_t i = 0; n > 0 && (size_t)n < size - used && i < l->n; i++) {
+		used += (size_t)n;
+		const char *sep = i == 0 ? "" : (i + 1 == l->n ? " and " : ", ");
+		n = snprintf(dst + used, size - used, "%s%u", sep, l->port[i]);
+	}
+	/* Room for every port a configuration can hold: a shortfall is a bug. */
+	FERR_ASSERT(n > 0 && (size_t)n < size - used);
+}
+
 /* What the configuration opens, and what it needs that the rules do not give. */
 static void config_paragraphs(struct out *o, const char *pfx, const struct config *cfg,
 			      const struct fw_options *opt, const struct fw_plan *p)
 {
-	char list[CONFIG_MAX_LISTEN * 8] = "";
-	size_t used = 0;
-	for (size_t i = 0; i < p->n_control; i++) {
-		const char *sep = i == 0 ? "" : (i + 1 == p->n_control ? " and " : ", ");
-		int n = snprintf(list + used, sizeof(list) - used, "%s%u", sep, p->control[i]);
-		FERR_ASSERT(n > 0 && (size_t)n < sizeof(list) - used);
-		used += (size_t)n;
-	}
+	char list[(CONFIG_MAX_LISTEN + FW_MAX_KEEP + 1) * 8];
 	if (cfg->config_file[0] != '\0')
 		para(o, pfx, "Configuration file: %s (options on the command line override it).",
 		     cfg->config_file);
-	para(o, pfx, "Control connections: port%s %s (listen).", p->n_control > 1 ? "s" : "",
-	     list);
+	fmt_port_list(list, sizeof(list), &p->control);
+	para(o, pfx, "Control connections: %s (listen).", list);
 	if (cfg->listen_default)
 		para(o, pfx,
 		     "listen is not set: ferryd then listens on port 21 when it starts as root "
 		     "and on port 2121 otherwise. These rules use port %u because this command "
 		     "ran %s; set listen to make them independent of that.",
-		     p->control[0], geteuid() == 0 ? "as root" : "without root");
+		     p->control.port[0], geteuid() == 0 ? "as root" : "without root");
+	if (p->tls.n > 0) {
+		fmt_port_list(list, sizeof(list), &p->tls);
+		para(o, pfx, "Implicit FTPS control connections (TLS from the first byte): %s "
+			     "(listen_implicit_tls).", list);
+	}
+	if (opt->standalone && p->keep.n > 0) {
+		fmt_port_list(list, sizeof(list), &p->keep);
+		para(o, pfx, "Kept open besides FTP, to connections from anywhere: %s.%s", list,
+		     opt->keep_ssh ? " Port 22 is SSH's: --no-ssh closes it, and --keep-port N "
+				     "keeps another port open." : "");
+	} else if (opt->standalone) {
+		para(o, pfx,
+		     "No port is kept open besides FTP (--no-ssh): once these rules are loaded, "
+		     "new SSH connections to this host are dropped.");
+	}
 
 	char ports[16];
 	if (opt->modes != FW_ACTIVE_ONLY) {
@@ -367,12 +452,117 @@ static void config_paragraphs(struct out *o, const char *pfx, const struct confi
 		     "gateway, the gateway must forward the control port%s and the passive "
 		     "ports (%s) to this host; these rules are for this host, not for the "
 		     "gateway.",
-		     cfg->pasv_address, p->n_control > 1 ? "s" : "", ports);
+		     cfg->pasv_address, p->control.n + p->tls.n > 1 ? "s" : "", ports);
 	}
 	if (pasv_address_is_name(cfg))
 		para(o, pfx,
 		     "pasv_address is a host name, which ferryd resolves: that needs DNS, which "
 		     "these rules do not allow. Add rules for your name servers.");
+}
+
+/* The command line that prints the same rules again. */
+static void command_line(struct out *o, const char *pfx, const struct fw_options *opt)
+{
+	out_printf(o, "%s    ferryd firewall --format %s%s%s%s%s", pfx, format_name(opt->format),
+		   opt->stateful ? " --stateful" : "",
+		   opt->modes == FW_ACTIVE_ONLY ? " --only active"
+		   : opt->modes == FW_PASSIVE_ONLY ? " --only passive" : "",
+		   opt->standalone ? " --standalone" : "",
+		   opt->standalone && !opt->keep_ssh ? " --no-ssh" : "");
+	for (size_t i = 0; opt->standalone && i < opt->n_keep; i++)
+		out_printf(o, " --keep-port %u", opt->keep[i]);
+	out_str(o, "\n");
+}
+
+/* Lines printed as they are (an example to copy), each after the prefix. */
+static void verbatim(struct out *o, const char *pfx, const char *const *lines, size_t n)
+{
+	out_printf(o, "%.*s\n", (int)strcspn(pfx, " "), pfx);
+	for (size_t i = 0; i < n; i++)
+		out_printf(o, "%s    %s\n", pfx, lines[i]);
+}
+
+/* How the default, additive rules join the host's firewall. */
+static void additive_paragraphs(struct out *o, const char *pfx, const struct fw_options *opt)
+{
+	static const char *const nft_example[] = {
+		"table inet filter {",
+		"    include \"/etc/nftables.d/ferryd.nft\"",
+		"    chain input {",
+		"        type filter hook input priority filter; policy drop;",
+		"        jump " CHAIN_IN,
+		"        # ... your rules ...",
+		"    }",
+		"    chain output {",
+		"        type filter hook output priority filter; policy accept;",
+		"        jump " CHAIN_OUT,
+		"    }",
+		"}",
+	};
+	static const char *const ipt_jumps[][2] = {
+		{ "INPUT", CHAIN_IN },
+		{ "OUTPUT", CHAIN_OUT },
+	};
+	para(o, pfx,
+	     "These rules only add FTP's channels to the firewall this host already has: they "
+	     "accept FTP's packets and drop nothing, so they cut nothing else off (SSH "
+	     "included). They are two chains, " CHAIN_IN " and " CHAIN_OUT ", for your "
+	     "firewall's input and output chains to jump to before any rule that drops; a "
+	     "packet they do not accept goes back to your chain, which decides. For a complete "
+	     "rule set of its own, which drops everything else but keeps SSH open, use "
+	     "--standalone.");
+	if (opt->format == FW_NFT) {
+		para(o, pfx,
+		     "Save this file as, for example, /etc/nftables.d/ferryd.nft, include it in "
+		     "the table of your rule set (/etc/nftables.conf), jump to its chains, and "
+		     "load the whole rule set again (nft -f /etc/nftables.conf):");
+		verbatim(o, pfx, nft_example, sizeof(nft_example) / sizeof(nft_example[0]));
+	} else {
+		const char *tool = opt->format == FW_IP6TABLES ? "ip6tables" : "iptables";
+		para(o, pfx,
+		     "Load with `%s-restore --noflush FILE`, which creates the two chains, or "
+		     "empties and refills them, and touches no other rule (never without "
+		     "--noflush: that replaces every rule of the filter table). Then jump to them "
+		     "once:",
+		     tool);
+		out_printf(o, "%.*s\n", (int)strcspn(pfx, " "), pfx);
+		/* -C first: jumping twice would do no harm, but clutter the chain. */
+		for (size_t i = 0; i < sizeof(ipt_jumps) / sizeof(ipt_jumps[0]); i++)
+			out_printf(o, "%s    %s -C %s -j %s 2>/dev/null || %s -I %s -j %s\n", pfx,
+				   tool, ipt_jumps[i][0], ipt_jumps[i][1], tool, ipt_jumps[i][0],
+				   ipt_jumps[i][1]);
+		para(o, pfx, "%s", opt->format == FW_IP6TABLES
+					   ? "These are the IPv6 rules; for IPv4 use --format iptables."
+					   : "These are the IPv4 rules; for IPv6 use --format ip6tables.");
+	}
+}
+
+/* What --standalone's whole rule set accepts and drops. */
+static void standalone_paragraphs(struct out *o, const char *pfx, const struct fw_options *opt)
+{
+	para(o, pfx,
+	     "This is a complete, standalone rule set (--standalone) for a host that serves "
+	     "FTP: the input and output chains drop every packet that no rule accepts, and "
+	     "nothing is forwarded. It accepts the packets of connections already established "
+	     "(so loading it does not cut off the session it is loaded from), loopback "
+	     "traffic, ICMP and ICMPv6 (IPv6 needs ICMPv6 for neighbour discovery), the kept "
+	     "ports (SSH's by default), then the FTP channels.");
+	if (opt->format == FW_NFT)
+		para(o, pfx,
+		     "Load with `nft -f FILE`. The file first declares the table, then deletes "
+		     "it, then defines it: loading it again replaces the rules instead of adding "
+		     "to them, and the deletion also succeeds where the table does not exist "
+		     "yet. A packet has to be accepted by every table's chains on its hook, so "
+		     "this table's drop policy also drops what other tables accept.");
+	else
+		para(o, pfx,
+		     "Load with `%s-restore FILE`: it replaces every rule of the %s filter "
+		     "table, including rules ferryd did not write. %s",
+		     opt->format == FW_IP6TABLES ? "ip6tables" : "iptables",
+		     opt->format == FW_IP6TABLES ? "IPv6" : "IPv4",
+		     opt->format == FW_IP6TABLES
+			     ? "For IPv4 use --format iptables, or --format nft for both."
+			     : "For IPv6 use --format ip6tables, or --format nft for both.");
 }
 
 static void header(struct out *o, const char *pfx, const struct config *cfg,
@@ -381,44 +571,39 @@ static void header(struct out *o, const char *pfx, const struct config *cfg,
 	para(o, pfx, "%s, printed by", opt->format == FW_TEXT
 						 ? "The FTP channels of a ferryd configuration"
 						 : "Firewall rules for ferryd");
-	out_printf(o, "%s    ferryd firewall --format %s%s%s\n", pfx, format_name(opt->format),
-		   opt->stateful ? " --stateful" : "",
-		   opt->modes == FW_ACTIVE_ONLY ? " --only active"
-		   : opt->modes == FW_PASSIVE_ONLY ? " --only passive" : "");
+	command_line(o, pfx, opt);
 	out_printf(o, "%sfrom the configuration summed up below.\n", pfx);
 	if (opt->format == FW_TEXT)
 		para(o, pfx,
 		     "These are the FTP channels of this configuration, seen from the server: "
 		     "\"in\" is a packet to the server, \"out\" a packet from it; \"opened by\" "
 		     "is the side that opens the TCP connection, whose first packet is the one "
-		     "that --stateful rules accept as new. The rule sets "
-		     "(--format nft, iptables or ip6tables) are complete and standalone for a "
-		     "host that serves only FTP: they drop every packet that no rule accepts "
-		     "and forward nothing; they "
-		     "accept loopback traffic, ICMP and ICMPv6 (IPv6 needs ICMPv6 for "
-		     "neighbour discovery), then these channels.");
+		     "that --stateful rules accept as new. By default the rule sets "
+		     "(--format nft, iptables or ip6tables) only add these channels to the "
+		     "host's firewall and drop nothing; with --standalone they are a complete "
+		     "rule set that drops what it does not accept but keeps SSH open.");
+	else if (opt->standalone)
+		standalone_paragraphs(o, pfx, opt);
 	else
-		para(o, pfx,
-		     "This is a complete, standalone rule set for a host that serves only FTP: "
-		     "the input and output chains drop every packet that no rule accepts, and "
-		     "nothing is forwarded. "
-		     "Loopback traffic is accepted, and so are ICMP and ICMPv6 (IPv6 needs "
-		     "ICMPv6 for neighbour discovery), then the FTP channels. Admins with an "
-		     "existing firewall should merge the FTP rules into theirs instead of "
-		     "loading this as it is.");
+		additive_paragraphs(o, pfx, opt);
 	para(o, pfx,
 	     "The rules match TCP ports only, never addresses, so they hold for every listen "
 	     "address, and for IPv4 and IPv6 alike.");
 	if (opt->stateful)
 		para(o, pfx,
-		     "Stateful rules: connection tracking accepts the packets of connections "
-		     "already accepted, and ICMP errors about them. New connections are accepted "
-		     "only to the control port%s%s%s. No FTP connection-tracking helper is "
-		     "needed: the data ports come from the configuration.",
-		     p->n_control > 1 ? "s" : "",
+		     "Stateful rules: new connections are accepted only to the control port%s%s%s. "
+		     "The packets of connections already accepted, and ICMP errors about them, "
+		     "are accepted %s. No FTP connection-tracking helper is needed: the data "
+		     "ports come from the configuration.",
+		     p->control.n + p->tls.n > 1 ? "s" : "",
 		     opt->modes != FW_ACTIVE_ONLY ? " and to the passive ports" : "",
 		     opt->modes != FW_PASSIVE_ONLY ? ", and out from the server's active ports "
-						     "to client ports above 1023" : "");
+						     "to client ports above 1023" : "",
+		     opt->standalone || opt->format == FW_TEXT
+			     ? "by connection tracking (ct state established,related)"
+			     : "by your firewall's own rule for established connections (nft: ct "
+			       "state established,related accept), which it must have, as most "
+			       "have");
 	else
 		para(o, pfx,
 		     "Stateless rules: every channel is opened in both directions by port, "
@@ -436,7 +621,7 @@ static void header(struct out *o, const char *pfx, const struct config *cfg,
 
 /* -- nft ----------------------------------------------------------------------------------- */
 
-static void nft_rule(struct out *o, const struct fw_rule *r, bool stateful)
+static void nft_rule(struct out *o, const struct fw_rule *r, bool stateful, const char *indent)
 {
 	char server[16], client[16], comment[RULE_COMMENT_MAX];
 	fmt_ports(server, sizeof(server), r->server, '-');
@@ -444,7 +629,7 @@ static void nft_rule(struct out *o, const struct fw_rule *r, bool stateful)
 	rule_comment(comment, sizeof(comment), r);
 	const char *sdir = r->chain == FW_IN ? "dport" : "sport";
 	const char *cdir = r->chain == FW_IN ? "sport" : "dport";
-	out_printf(o, "\t\ttcp %s %s", sdir, server);
+	out_printf(o, "%stcp %s %s", indent, sdir, server);
 	if (r->client.min != 0)
 		out_printf(o, " tcp %s %s", cdir, client);
 	if (stateful)
@@ -452,19 +637,40 @@ static void nft_rule(struct out *o, const struct fw_rule *r, bool stateful)
 	out_printf(o, " accept comment \"%s\"\n", comment);
 }
 
+/* What a standalone set accepts besides FTP and the kept ports. */
 static void nft_common(struct out *o, enum fw_chain chain, bool stateful)
 {
 	out_printf(o, "\t\t%s \"lo\" accept comment \"" LOOPBACK_WHY "\"\n",
 		   chain == FW_IN ? "iif" : "oif");
-	if (stateful)
-		out_str(o, "\t\tct state established,related accept comment \"" TRACKED_WHY "\"\n");
+	out_str(o, "\t\tct state established,related accept comment \"" TRACKED_WHY "\"\n");
 	out_str(o, "\t\tmeta l4proto icmp accept comment \"" ICMP_WHY "\"\n");
 	out_str(o, "\t\tmeta l4proto ipv6-icmp accept comment \"" ICMPV6_WHY "\"\n");
 	if (stateful)
 		out_str(o, "\t\tct state invalid drop comment \"" INVALID_WHY "\"\n");
 }
 
-static void render_nft(struct out *o, const struct fw_plan *p, bool stateful)
+/* The rules of one chain of the plan, in the plan's order. */
+static void nft_rules(struct out *o, const struct fw_plan *p, enum fw_chain chain, bool stateful,
+		      const char *indent)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct fw_rule *r = &p->rule[i];
+		if (r->chain == chain && (!stateful || r->opens))
+			nft_rule(o, r, stateful, indent);
+	}
+}
+
+/* Two regular chains, to be included in the table of an existing rule set. */
+static void render_nft_additive(struct out *o, const struct fw_plan *p, bool stateful)
+{
+	out_str(o, "chain " CHAIN_IN " {\n");
+	nft_rules(o, p, FW_IN, stateful, "\t");
+	out_str(o, "}\n\nchain " CHAIN_OUT " {\n");
+	nft_rules(o, p, FW_OUT, stateful, "\t");
+	out_str(o, "}\n");
+}
+
+static void render_nft_standalone(struct out *o, const struct fw_plan *p, bool stateful)
 {
 	out_str(o, "table inet ferryd\n"
 		   "delete table inet ferryd\n"
@@ -479,11 +685,7 @@ static void render_nft(struct out *o, const struct fw_plan *p, bool stateful)
 		out_printf(o, "\t\ttype filter hook %s priority filter; policy drop;\n",
 			   chains[c].name);
 		nft_common(o, chains[c].chain, stateful);
-		for (size_t i = 0; i < p->n_rules; i++) {
-			const struct fw_rule *r = &p->rule[i];
-			if (r->chain == chains[c].chain && (!stateful || r->opens))
-				nft_rule(o, r, stateful);
-		}
+		nft_rules(o, p, chains[c].chain, stateful, "\t\t");
 		out_str(o, "\t}\n");
 	}
 	out_str(o, "\n\tchain forward {\n"
@@ -494,15 +696,14 @@ static void render_nft(struct out *o, const struct fw_plan *p, bool stateful)
 
 /* -- iptables-restore, ip6tables-restore -------------------------------------------------- */
 
-static void ipt_rule(struct out *o, const struct fw_rule *r, bool stateful)
+static void ipt_rule(struct out *o, const struct fw_rule *r, bool stateful, const char *chain)
 {
 	char server[16], client[16], comment[RULE_COMMENT_MAX];
 	fmt_ports(server, sizeof(server), r->server, ':');
 	fmt_ports(client, sizeof(client), r->client, ':');
 	rule_comment(comment, sizeof(comment), r);
 	bool in = r->chain == FW_IN;
-	out_printf(o, "-A %s -p tcp --%s %s", in ? "INPUT" : "OUTPUT", in ? "dport" : "sport",
-		   server);
+	out_printf(o, "-A %s -p tcp --%s %s", chain, in ? "dport" : "sport", server);
 	if (r->client.min != 0)
 		out_printf(o, " --%s %s", in ? "sport" : "dport", client);
 	if (stateful)
@@ -515,9 +716,8 @@ static void ipt_common(struct out *o, enum fw_chain chain, bool stateful, bool v
 	const char *c = chain == FW_IN ? "INPUT" : "OUTPUT";
 	out_printf(o, "-A %s -%c lo -m comment --comment \"" LOOPBACK_WHY "\" -j ACCEPT\n", c,
 		   chain == FW_IN ? 'i' : 'o');
-	if (stateful)
-		out_printf(o, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED -m comment "
-			   "--comment \"" TRACKED_WHY "\" -j ACCEPT\n", c);
+	out_printf(o, "-A %s -m conntrack --ctstate ESTABLISHED,RELATED -m comment "
+		   "--comment \"" TRACKED_WHY "\" -j ACCEPT\n", c);
 	if (v6)
 		out_printf(o, "-A %s -p ipv6-icmp -m comment --comment \"" ICMPV6_WHY "\" "
 			   "-j ACCEPT\n", c);
@@ -528,18 +728,34 @@ static void ipt_common(struct out *o, enum fw_chain chain, bool stateful, bool v
 			   "\"" INVALID_WHY "\" -j DROP\n", c);
 }
 
-static void render_iptables(struct out *o, const struct fw_plan *p, bool stateful, bool v6)
+/*
+ * standalone: the built-in chains, with drop policies; otherwise two chains of our own,
+ * which iptables-restore --noflush creates, or empties and refills, leaving the rest.
+ */
+static void render_iptables(struct out *o, const struct fw_plan *p, bool stateful, bool v6,
+			    bool standalone)
 {
-	out_str(o, "*filter\n"
-		   ":INPUT DROP [0:0]\n"
-		   ":FORWARD DROP [0:0]\n"
-		   ":OUTPUT DROP [0:0]\n");
+	const char *names[2] = { "INPUT", "OUTPUT" };
+	if (standalone)
+		out_str(o, "*filter\n"
+			   ":INPUT DROP [0:0]\n"
+			   ":FORWARD DROP [0:0]\n"
+			   ":OUTPUT DROP [0:0]\n");
+	else
+		out_str(o, "*filter\n"
+			   ":" CHAIN_IN " - [0:0]\n"
+			   ":" CHAIN_OUT " - [0:0]\n");
+	if (!standalone) {
+		names[FW_IN] = CHAIN_IN;
+		names[FW_OUT] = CHAIN_OUT;
+	}
 	for (int c = FW_IN; c <= FW_OUT; c++) {
-		ipt_common(o, (enum fw_chain)c, stateful, v6);
+		if (standalone)
+			ipt_common(o, (enum fw_chain)c, stateful, v6);
 		for (size_t i = 0; i < p->n_rules; i++) {
 			const struct fw_rule *r = &p->rule[i];
 			if ((int)r->chain == c && (!stateful || r->opens))
-				ipt_rule(o, r, stateful);
+				ipt_rule(o, r, stateful, names[c]);
 		}
 	}
 	out_str(o, "COMMIT\n");
@@ -549,8 +765,10 @@ static void render_iptables(struct out *o, const struct fw_plan *p, bool statefu
 
 static void render_text(struct out *o, const struct fw_plan *p)
 {
-	static const char *const opener[] = { "client", "server", "client" };
-	static const char *const name[] = { "control", "active data", "passive data" };
+	/* Indexed by enum fw_chan. */
+	static const char *const opener[] = { "client", "client", "server", "client", "client" };
+	static const char *const name[] = { "control", "implicit TLS", "active data",
+					    "passive data", "kept open" };
 	const char *row = "%-9s  %-12s  %-12s  %-9s  %-12s  %s\n";
 	out_printf(o, row, "direction", "server ports", "client ports", "opened by", "channel",
 		   "why");
@@ -570,33 +788,23 @@ int firewall_rules(const struct config *cfg, const struct fw_options *opt, struc
 	struct fw_plan *p = malloc(sizeof(*p));
 	if (p == NULL)
 		return FERR_NOMEM;
-	make_plan(cfg, opt->modes, p);
+	make_plan(cfg, opt, p);
 	struct out o = { b, 0, false };
 	const char *pfx = opt->format == FW_TEXT ? "" : "# ";
 	header(&o, pfx, cfg, opt, p);
 	switch (opt->format) {
 	case FW_NFT:
-		para(&o, pfx,
-		     "Load with `nft -f FILE`. The file first declares the table, then deletes "
-		     "it, then defines it: loading it again replaces the rules instead of adding "
-		     "to them, and the deletion also succeeds where the table does not exist "
-		     "yet.");
 		out_str(&o, "\n");
-		render_nft(&o, p, opt->stateful);
+		if (opt->standalone)
+			render_nft_standalone(&o, p, opt->stateful);
+		else
+			render_nft_additive(&o, p, opt->stateful);
 		break;
 	case FW_IPTABLES:
-	case FW_IP6TABLES: {
-		bool v6 = opt->format == FW_IP6TABLES;
-		para(&o, pfx,
-		     "Load with `%s-restore FILE`: it replaces every rule of the %s filter "
-		     "table, including rules ferryd did not write. %s",
-		     v6 ? "ip6tables" : "iptables", v6 ? "IPv6" : "IPv4",
-		     v6 ? "For IPv4 use --format iptables, or --format nft for both."
-			: "For IPv6 use --format ip6tables, or --format nft for both.");
+	case FW_IP6TABLES:
 		out_str(&o, "\n");
-		render_iptables(&o, p, opt->stateful, v6);
+		render_iptables(&o, p, opt->stateful, opt->format == FW_IP6TABLES, opt->standalone);
 		break;
-	}
 	case FW_TEXT:
 		out_str(&o, "\n");
 		render_text(&o, p);
@@ -612,16 +820,24 @@ static void firewall_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ferryd firewall [--format nft|iptables|ip6tables|text] [--stateful]\n"
-		"                       [--only active|passive] [--config FILE] [--OPTION VALUE ...]\n"
+		"                       [--only active|passive] [--standalone [--no-ssh]\n"
+		"                       [--keep-port PORT]...] [--config FILE] [--OPTION VALUE ...]\n"
 		"\n"
 		"Print the firewall rules the configuration needs (default: --format nft).\n"
+		"By default they only add FTP's channels to the host's firewall: chains of\n"
+		"accept rules to jump to, which drop nothing.\n"
 		"The configuration options are the server's (see ferryd --help); root and\n"
 		"users_file are not needed.\n"
 		"\n"
 		"  --format FORMAT   nft (IPv4 and IPv6), iptables or ip6tables (restore input),\n"
 		"                    or text (the channels as a table)\n"
 		"  --stateful        use connection tracking: rules only for new connections\n"
-		"  --only MODE       open the data connections of one mode only: active or passive\n");
+		"  --only MODE       open the data connections of one mode only: active or passive\n"
+		"  --standalone      a complete rule set that drops every packet it does not\n"
+		"                    accept; it keeps SSH (port 22), established connections,\n"
+		"                    loopback and ICMP\n"
+		"  --no-ssh          with --standalone: do not keep port 22 open\n"
+		"  --keep-port PORT  with --standalone: keep this TCP port open too (repeatable)\n");
 }
 
 /*
@@ -646,13 +862,51 @@ static int own_option(int argc, char **argv, int *i, const char *name, const cha
 	return 1;
 }
 
+void firewall_default_options(struct fw_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->format = FW_NFT;
+	opt->modes = FW_BOTH_MODES;
+	opt->keep_ssh = true;
+}
+
+/* --keep-port's value: a TCP port, 1 to 65535. */
+static int keep_port(struct fw_options *opt, const char *v, int present)
+{
+	uint64_t port;
+	if (present < 0 || num_parse_u64_cstr(v, 65535, &port) < 0 || port == 0) {
+		fprintf(stderr, "ferryd firewall: --keep-port: %s%s%sa port from 1 to 65535\n",
+			present < 0 ? "needs " : "'", present < 0 ? "" : v,
+			present < 0 ? "" : "' is not ");
+		return -1;
+	}
+	if (opt->n_keep == FW_MAX_KEEP) {
+		fprintf(stderr, "ferryd firewall: --keep-port: at most %d ports\n", FW_MAX_KEEP);
+		return -1;
+	}
+	opt->keep[opt->n_keep++] = (uint16_t)port;
+	return 0;
+}
+
+/* Options that shape a standalone rule set mean nothing without one: say so. */
+static int check_standalone(const struct fw_options *opt, bool no_ssh)
+{
+	if (opt->standalone || (!no_ssh && opt->n_keep == 0))
+		return 0;
+	fprintf(stderr, "ferryd firewall: %s only matters with --standalone: without it the "
+			"rules drop nothing, so every other port stays as it is\n",
+		no_ssh ? "--no-ssh" : "--keep-port");
+	return -1;
+}
+
 /* Split argv into our options and the configuration's (copied to cargv after argv[0]). */
 static int parse_args(int argc, char **argv, struct fw_options *opt, char **cargv, int *cargc)
 {
+	bool no_ssh = false;
 	*cargc = 0;
 	cargv[(*cargc)++] = argv[0];
 	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i], *v;
+		const char *a = argv[i], *v = NULL;
 		int rc;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			firewall_usage(stdout);
@@ -660,6 +914,20 @@ static int parse_args(int argc, char **argv, struct fw_options *opt, char **carg
 		}
 		if (strcmp(a, "--stateful") == 0) {
 			opt->stateful = true;
+			continue;
+		}
+		if (strcmp(a, "--standalone") == 0) {
+			opt->standalone = true;
+			continue;
+		}
+		if (strcmp(a, "--no-ssh") == 0) {
+			no_ssh = true;
+			opt->keep_ssh = false;
+			continue;
+		}
+		if ((rc = own_option(argc, argv, &i, "--keep-port", &v)) != 0) {
+			if (keep_port(opt, v, rc) < 0)
+				return -1;
 			continue;
 		}
 		if (strcmp(a, "--check-config") == 0) {
@@ -691,12 +959,13 @@ static int parse_args(int argc, char **argv, struct fw_options *opt, char **carg
 			cargv[(*cargc)++] = argv[++i];
 	}
 	cargv[*cargc] = NULL;
-	return 0;
+	return check_standalone(opt, no_ssh);
 }
 
 int firewall_main(int argc, char **argv)
 {
-	struct fw_options opt = { FW_NFT, false, FW_BOTH_MODES };
+	struct fw_options opt;
+	firewall_default_options(&opt);
 	char **cargv = calloc((size_t)argc + 1, sizeof(*cargv));
 	struct config *cfg = calloc(1, sizeof(*cfg));
 	int status = 2, cargc;

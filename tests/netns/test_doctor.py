@@ -6,8 +6,8 @@ and NAT can break data connections the ways they do out there:
   (test_firewall.CLIENT_FIREWALL): `ferry get --active` fails (exit 6, the server's 425),
   `ferry --mode auto get` succeeds at once in passive mode (no fall-back needed, and -v
   shows EPSV), and `ferry doctor` fails EPRT and PORT with the client-side fix.
-* LAN, with only the active-mode channels open on the server (`ferryd firewall --only
-  active`): the doctor fails PASV and EPSV and names the server port to open.
+* LAN, with only the active-mode channels open on the server (`ferryd firewall --standalone
+  --only active`): the doctor fails PASV and EPSV and names the server port to open.
 * NAT, without pasv_address: the 227 names the server's inside address 198.18.2.2 while
   the client talks to the router's 198.19.1.1; the doctor fails PASV with the
   pasv_address fix.  All addresses are in 198.18.0.0/15, which the engine counts as
@@ -104,8 +104,8 @@ def test_client_firewall_blocks_active(lan):
 @pytest.mark.timeout(60)
 def test_server_passive_range_blocked(lan):
     net = lan.net
-    rules = net.ferryd_firewall(lan.server, "--format", "nft", "--only", "active", "--listen",
-                                f"{LAN.SERVER}:21", "--pasv-ports", PASV_PORTS,
+    rules = net.ferryd_firewall(lan.server, "--standalone", "--format", "nft", "--only", "active",
+                                "--listen", f"{LAN.SERVER}:21", "--pasv-ports", PASV_PORTS,
                                 "--active-from-port-20", "yes")
     net.nft(lan.server, rules)
     srv = serve_lan(lan)
