@@ -98,7 +98,7 @@ def landlock_abi():
 def run_probe(*args, stderr=None):
     """The probe's stdout; its stderr goes to the list stderr if given, else must be clean."""
     if not os.access(PROBE, os.X_OK):
-        pytest.fail(f"sandbox probe not built: {PROBE} (meson -Dtests=true; or set "
+        pytest.fail(f"sandbox probe not built: {PROBE} (meson -Dtests=enabled; or set "
                     f"$FERRY_SANDBOX_PROBE)")
     r = subprocess.run([PROBE, *args], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, f"probe failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
