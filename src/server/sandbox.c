@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -158,10 +159,32 @@ struct ll_net_port_attr {
 	 LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO |                             \
 	 LANDLOCK_ACCESS_FS_MAKE_BLOCK | LANDLOCK_ACCESS_FS_MAKE_SYM)
 
-static int ll_abi(void)
+/*
+ * The Landlock ABI, 0 when the kernel has none (ENOSYS: not built in; EOPNOTSUPP: not
+ * enabled at boot), or -errno when the call itself was refused, by a system call filter
+ * around ferryd (a service manager's): that is no kernel's answer, and must not pass for
+ * one.
+ */
+static int ll_abi(const char *who)
 {
 	long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	return v < 0 ? 0 : (int)v; /* ENOSYS: not built; EOPNOTSUPP: turned off at boot */
+	if (v >= 0)
+		return (int)v;
+	int e = errno;
+	if (e == ENOSYS)
+		log_warn("%s: the kernel has no Landlock (not built in): file access is not "
+			 "restricted by the kernel (the other sandbox layers apply)", who);
+	else if (e == EOPNOTSUPP)
+		log_warn("%s: Landlock is not enabled in this kernel (add landlock to the lsm= boot "
+			 "parameter): file access is not restricted by the kernel (the other "
+			 "sandbox layers apply)", who);
+	else
+		log_error("%s: Landlock: the system call landlock_create_ruleset was refused (%s): "
+			  "a system call filter around ferryd forbids it; allow "
+			  "landlock_create_ruleset, landlock_add_rule and landlock_restrict_self "
+			  "(systemd: the unit's SystemCallFilter=, as packaging/ferryd.service does)",
+			  who, strerror(e));
+	return e == ENOSYS || e == EOPNOTSUPP ? 0 : -e;
 }
 
 /* Everything the kernel can deny, so that what no rule grants is refused. */
@@ -228,12 +251,6 @@ static int ll_enforce(int ruleset)
 	return rc;
 }
 
-static void ll_unavailable(const char *who)
-{
-	log_warn("%s: the kernel has no Landlock: file access is not restricted by the kernel "
-		 "(the other sandbox layers apply)", who);
-}
-
 #ifdef FERRY_SANITIZED
 /*
  * Only in the sanitizer build: LeakSanitizer reads /proc/PID/task and /proc/PID/maps, and
@@ -264,11 +281,9 @@ static int ll_sanitizer_rules(int rs, uint64_t fs)
 
 static int landlock_worker(const struct server *srv)
 {
-	int abi = ll_abi();
-	if (abi == 0) {
-		ll_unavailable("sandbox");
-		return 0;
-	}
+	int abi = ll_abi("sandbox");
+	if (abi <= 0)
+		return abi == 0 ? 0 : -ECANCELED; /* logged */
 	struct ll_ruleset_attr handled = ll_handled(abi, false);
 	int rs = ll_new(&handled);
 	if (rs < 0)
@@ -311,11 +326,9 @@ static int landlock_worker(const struct server *srv)
 
 static int landlock_port20(void)
 {
-	int abi = ll_abi();
-	if (abi == 0) {
-		ll_unavailable("port-20 helper");
-		return 0;
-	}
+	int abi = ll_abi("port-20 helper");
+	if (abi <= 0)
+		return abi == 0 ? 0 : -ECANCELED; /* logged */
 	/* No file at all; TCP: bind to port 20 only, connect nowhere. */
 	struct ll_ruleset_attr handled = ll_handled(abi, true);
 	int rs = ll_new(&handled);
@@ -503,11 +516,28 @@ static int seccomp_apply(const char *who, int (*rules)(scmp_filter_ctx))
 			 "sandbox layers apply)", who);
 		return 0;
 	}
+	/*
+	 * A filter around ferryd may refuse seccomp(2) itself; libseccomp would then report a
+	 * misleading error of its own.  Ask the kernel something harmless first.
+	 */
+	uint32_t action = SECCOMP_RET_KILL_PROCESS;
+	if (syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) < 0 && errno != ENOSYS &&
+	    errno != EINVAL && errno != EOPNOTSUPP) {
+		int e = errno;
+		log_error("%s: seccomp: the system call seccomp was refused (%s): a system call "
+			  "filter around ferryd forbids it; allow seccomp (systemd: the unit's "
+			  "SystemCallFilter=, as packaging/ferryd.service does)",
+			  who, strerror(e));
+		return -ECANCELED; /* logged */
+	}
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (ctx == NULL)
 		return -ENOMEM;
 	/* Another architecture's calls (i386 on x86_64) would bypass the rules: kill too. */
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* The kernel's own errno when it refuses, not libseccomp's summary of it. */
+	if (rc == 0)
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
 	/* Every thread, should a library have started one; we check that none did. */
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
@@ -550,7 +580,7 @@ int sandbox_worker(const struct server *srv)
 		layer = "Landlock";
 	if (rc == 0 && (rc = seccomp_apply("sandbox", worker_rules)) < 0)
 		layer = "seccomp";
-	if (rc < 0)
+	if (rc < 0 && rc != -ECANCELED)
 		log_error("sandbox: %s: %s", layer, strerror(-rc));
 	return rc;
 }
@@ -565,7 +595,7 @@ int sandbox_port20(void)
 		layer = "Landlock";
 	if (rc == 0 && (rc = seccomp_apply("port-20 helper", port20_rules)) < 0)
 		layer = "seccomp";
-	if (rc < 0)
+	if (rc < 0 && rc != -ECANCELED)
 		log_error("port-20 helper sandbox: %s: %s", layer, strerror(-rc));
 	return rc;
 }
