@@ -145,6 +145,7 @@ class Ferryd:
                      "--anonymous", "yes", "--shutdown-timeout", "5"] + extra_args
         self.proc = None
         self.crash = None            # why we think it crashed, if it did
+        self.initial = {}            # its processes once ready, see check_crash()
         self.stop_status = None
 
     def start(self):
@@ -162,6 +163,7 @@ class Ferryd:
                     greeting = s.recv(512)
                     s.sendall(b"QUIT\r\n")
                 if greeting.startswith(b"220"):
+                    self.initial = self._identities()
                     return None
                 last = greeting[:80]
             except OSError as e:
@@ -279,16 +281,36 @@ class Ferryd:
                 return {k: int(v) if v.isdigit() else v for k, v in re.findall(r"(\w+)=(\S+)", found)}
         return None
 
+    def _identities(self):
+        """{pid: (name, start time)} of the server's processes: a pid reused later does not
+        pass for the same process."""
+        out = {}
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    out[pid] = (f.read().strip(), _stat_fields(pid)[19])
+            except OSError:
+                continue
+        return out
+
     def check_crash(self):
-        """Record (once) why the server looks crashed: master gone, or a worker died."""
+        """Record (once) why the server looks crashed: the master gone, a worker died (the
+        master's log says so), or one of the processes it had at start-up gone without a word
+        (a worker exiting with status 0 is not logged as an error)."""
         if self.crash:
             return self.crash
         if self.proc.poll() is not None:
             self.crash = f"master exited with status {self.proc.returncode} before it was stopped"
-        else:
-            died = self.log_matches(WORKER_DIED_RE)
-            if died:
-                self.crash = f"{len(died)} worker death(s), first: {died[0]}"
+            return self.crash
+        died = self.log_matches(WORKER_DIED_RE)
+        if died:
+            self.crash = f"{len(died)} worker death(s), first: {died[0]}"
+            return self.crash
+        now = self._identities()
+        gone = [f"{name} {pid}" for pid, (name, start) in self.initial.items()
+                if now.get(pid, (None, None))[1] != start]
+        if gone:
+            self.crash = f"gone before the stop: {', '.join(gone)}"
         return self.crash
 
     def log_matches(self, regex):
@@ -344,7 +366,7 @@ class Ferryd:
 def make_server(args, extra):
     """A workdir with a root holding the small file and a writable upload directory, and the
     ferryd to serve it (not started)."""
-    binary = args.ferryd
+    binary = os.path.abspath(args.ferryd)   # the server runs in its workdir
     if not os.access(binary, os.X_OK):
         sys.exit(f"no ferryd binary at {binary} (build it, or pass --ferryd)")
     workdir = tempfile.mkdtemp(prefix=f"ferry-load-{args.cmd}-")
