@@ -688,6 +688,8 @@ async def run_soak(args, srv):
         "login_latency": {"samples": len(latencies), "failed": probe_fails.as_dict(),
                           **{p: percentile(latencies, q) for p, q in
                              (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))}},
+        "login_latency_ms": {p: None if (v := percentile(latencies, q)) is None else round(v * 1000, 3)
+                             for p, q in (("p50", 50), ("p95", 95), ("p99", 99), ("max", 100))},
         "_fails": fails, "_dropped": dropped, "_probe": probe_fails,
     }
 
@@ -877,7 +879,7 @@ async def run_mixed(args, srv, payload):
     log(f"mixed: {args.sessions} sessions, {args.concurrency} at a time, from {len(addrs)} addresses; "
         f"server: {snap_text(before)}")
     state = {"next": 0, "done": 0, "ok": 0, "middle": None}
-    half = args.sessions // 2
+    half = max(1, args.sessions // 2)
 
     async def slot_loop(slot):
         while state["next"] < args.sessions:
