@@ -241,7 +241,7 @@ static void check_fd_limit(const struct config *cfg, const struct checks_host *h
 		return;
 	report_msg(report, ctx, CHECK_WARNING,
 		   "the descriptor limit (RLIMIT_NOFILE) is %llu, below the %llu that max_sessions "
-		   "= %u may need (%d a session: control, data and file, and %d more): beyond about "
+		   "= %u may need (%d a session: control, root, data and file; and %d more): beyond about "
 		   "%llu sessions a worker, clients get 421. Raise the limit (LimitNOFILE= in the "
 		   "systemd unit, ulimit -n in a shell) or lower max_sessions.",
 		   (unsigned long long)h->fd_limit, (unsigned long long)need, cfg->max_sessions,

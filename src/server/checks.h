@@ -44,10 +44,10 @@ struct checks_host {
 };
 
 /*
- * Descriptors one process may need for max_sessions sessions: the control connection, a
- * data connection and a file each, and FD_RESERVE for listeners, channels and logs.
+ * Descriptors one process may need for max_sessions sessions: the control connection, the
+ * root, a data connection and a file each, and FD_RESERVE for listeners, channels, logs.
  */
-#define FD_PER_SESSION 3
+#define FD_PER_SESSION 4
 #define FD_RESERVE 64
 uint64_t checks_fds_needed(const struct config *cfg);
 

@@ -134,6 +134,14 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 	int fd = anonymous ? fcntl(s->srv->anon_root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
 	if (fd < 0 && anonymous)
 		fd = -errno;
+	if (fd == -EMFILE || fd == -ENFILE) {
+		/* Not the user's fault, and not a failed login: the server is full. */
+		log_warn("session %llu: out of descriptors at login: %s", (unsigned long long)s->id,
+			 strerror(-fd));
+		session_reply(s, R_421_CLOSING, "Server out of resources; try again later.");
+		session_close_after_flush(s, "out of descriptors");
+		return;
+	}
 	if (fd < 0) {
 		log_error("session %llu: home of user=%s home=%s unavailable: %s",
 			  (unsigned long long)s->id, LOG_Q(s->username), LOG_Q(home), strerror(-fd));

@@ -94,7 +94,7 @@ def test_low_limit_warns_and_answers_421_beyond_it(launch):
     check = subprocess.run(["prlimit", "--nofile=100:100", FERRYD, "--root", str(srv.root),
                             "--check-config"], capture_output=True, text=True, timeout=30)
     assert check.returncode == 0 and "descriptor limit" in check.stderr, check
-    capacity = (100 - 64) // 3
+    capacity = (100 - 64) // 4
     held = []
     refused = 0
     for _ in range(capacity + 10):
