@@ -15,6 +15,7 @@
 #include "server/firewall.h"
 #include "server/master.h"
 #include "server/passwd.h"
+#include "server/privdrop.h"
 #include "server/tls_files.h"
 #include "server/users.h"
 #include "server/worker.h"
@@ -107,6 +108,10 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		checks_run(cfg, print_check, stderr);
+		if (privdrop_check_reload(cfg, stderr) > 0) {
+			free(cfg);
+			return 2;
+		}
 		printf("configuration OK\n");
 		free(cfg);
 		return 0;

@@ -7,8 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,30 +20,11 @@
 #include "server/master_int.h"
 #include "server/pasv_broker.h"
 #include "server/port20.h"
+#include "server/privdrop.h"
 #include "server/resolver.h"
 #include "server/sandbox.h"
 #include "server/tls_files.h"
 #include "server/users.h"
-
-static int drop_privileges(const char *user)
-{
-	struct passwd *pw = getpwnam(user);
-	if (pw == NULL) {
-		log_error("user '%s' does not exist (set 'user' to an unprivileged account)", user);
-		return -1;
-	}
-	if (setgroups(0, NULL) < 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
-		log_error("cannot drop privileges to '%s': %s", user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) {
-		log_error("privileges were not dropped");
-		return -1;
-	}
-	log_info("running as user %s (uid %d)", user, (int)pw->pw_uid);
-	return 0;
-}
 
 static void log_check(void *ctx, enum check_level level, const char *msg)
 {
@@ -101,7 +80,7 @@ static bool same_listeners(const struct config *a, const struct config *b)
 	return true;
 }
 
-static void reload(struct master *m)
+static void reload_files(struct master *m)
 {
 	struct config *n = calloc(1, sizeof(*n));
 	bool check;
@@ -137,11 +116,20 @@ static void reload(struct master *m)
 	}
 	int ufd = -1;
 	if (n->users_file[0] != '\0' && (ufd = users_snapshot(n->users_file)) < 0) {
-		log_error("reload failed: users file %s: %s (it must be readable by user %s)",
-			  n->users_file, strerror(-ufd), n->user);
+		log_error("reload failed: users file %s: %s", n->users_file, strerror(-ufd));
 		free(n);
 		return;
 	}
+	struct users *parsed = NULL;
+	if (ufd >= 0 && users_load_fd(ufd, n->users_file, &parsed, stderr) < 0) {
+		/* Caught here, the running workers keep serving; caught by new workers, none would. */
+		log_error("reload failed: users file %s is not valid: keeping the running "
+			  "configuration", n->users_file);
+		close(ufd);
+		free(n);
+		return;
+	}
+	users_free(parsed);
 	struct resolver *res = m->pasv_resolver;
 	bool same_name = res != NULL && strcmp(resolver_name(res), n->pasv_address) == 0 &&
 			 n->pasv_address_refresh == m->cfg->pasv_address_refresh;
@@ -161,8 +149,7 @@ static void reload(struct master *m)
 	if (n->tls_cert[0] != '\0') {
 		char err[512];
 		if ((tfd = tls_files_load(n, err, sizeof(err))) < 0) {
-			log_error("reload failed: %s (the TLS files must be readable by user %s)",
-				  err, n->user);
+			log_error("reload failed: %s", err);
 			if (ufd >= 0)
 				close(ufd);
 			if (res != m->pasv_resolver)
@@ -191,6 +178,18 @@ static void reload(struct master *m)
 	}
 	fill_workers(m);
 	log_info("configuration reloaded; new sessions use it");
+}
+
+/* What start-up read with its privileges, a reload reads with the one it kept for that. */
+static void reload(struct master *m)
+{
+	int rc = privdrop_read_privilege(true);
+	if (rc < 0)
+		log_warn("reload: cannot raise CAP_DAC_READ_SEARCH: %s; reading the files as user %s",
+			 strerror(-rc), m->cfg->user);
+	reload_files(m);
+	if ((rc = privdrop_read_privilege(false)) < 0)
+		log_error("reload: cannot lower CAP_DAC_READ_SEARCH again: %s", strerror(-rc));
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -258,7 +257,7 @@ static int start_privileged(struct master *m)
 				return -1;
 			}
 		}
-		if (drop_privileges(cfg->user) < 0)
+		if (privdrop_to_user(cfg->user, true) < 0)
 			return -1;
 	} else if (cfg->active_from_port_20) {
 		log_warn("active_from_port_20 needs root at start-up; active data connections "
