@@ -39,26 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 	int dev = attach ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
-	struct iovec iov = { .iov_base = (void *)data, .iov_len = size };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
-	struct msghdr mh;
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	if (dev >= 0) {
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = sizeof(ctl.buf);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &dev, sizeof(int));
-	}
-	if (sendmsg(sv[0], &mh, MSG_DONTWAIT) != (ssize_t)size)
+	if (msg_write_raw(sv[0], data, size, dev) != 0)
 		abort();
 	if (dev >= 0)
 		close(dev);

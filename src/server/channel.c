@@ -55,13 +55,16 @@ static size_t encode(unsigned char *out, enum msg_type type, const void *payload
 	return sizeof(h) + d->size;
 }
 
-static int write_packet(int sock, const unsigned char *buf, size_t len, int fd)
+/* Room for one descriptor's control message. */
+union cmsg_one {
+	struct cmsghdr h;
+	char buf[CMSG_SPACE(sizeof(int))];
+};
+
+int msg_write_raw(int sock, const void *buf, size_t len, int fd)
 {
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
+	union cmsg_one ctl;
 	struct msghdr mh;
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = &iov;
@@ -89,7 +92,7 @@ int msg_write(int sock, enum msg_type type, const void *payload, int fd)
 {
 	unsigned char buf[MSG_MAX];
 	size_t len = encode(buf, type, payload);
-	return write_packet(sock, buf, len, fd);
+	return msg_write_raw(sock, buf, len, fd);
 }
 
 int msg_read(int sock, enum msg_role role, bool block, enum msg_type *type, union msg_payload *p,
@@ -99,10 +102,7 @@ int msg_read(int sock, enum msg_role role, bool block, enum msg_type *type, unio
 	*type = MSG_INVALID;
 	unsigned char buf[MSG_MAX + 1];
 	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} ctl;
+	union cmsg_one ctl;
 	struct msghdr mh;
 	memset(&mh, 0, sizeof(mh));
 	mh.msg_iov = &iov;
@@ -227,7 +227,7 @@ static void flush(struct channel *c)
 	struct queued *m;
 	bool progress = false;
 	while ((m = STAILQ_FIRST(&c->q)) != NULL) {
-		int rc = write_packet(c->sock, m->buf, m->len, m->fd);
+		int rc = msg_write_raw(c->sock, m->buf, m->len, m->fd);
 		if (rc == -EAGAIN || rc == -ENOBUFS)
 			break;
 		if (rc < 0) {

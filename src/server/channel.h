@@ -164,6 +164,8 @@ const struct msg_def *msg_def_of(unsigned type);
  * (-EAGAIN on a full non-blocking socket).
  */
 int msg_write(int sock, enum msg_type type, const void *payload, int fd);
+/* Send len bytes as one packet, as they are (the fuzz target's hostile peer). */
+int msg_write_raw(int sock, const void *buf, size_t len, int fd);
 /*
  * Read one message (waiting for it when block) meant for role into *type and *p, checked against its row (size,
  * receiver, descriptor).  *fd gets the attached descriptor (close-on-exec) or -1; for a

@@ -104,11 +104,8 @@ void login_delay_decided(struct session *s, unsigned ms)
 		session_close(s, "out of memory");
 }
 
-void login_closed_by_master(struct session *s, bool banned)
+void login_abandon(struct session *s)
 {
-	if (s->flags & (SF_LOGGED_IN | SF_CLOSING))
-		return; /* logged in since the master decided, or going anyway */
-	/* Nothing more from this login: no 530 or 230 after the 421. */
 	if (s->delay_timer != NULL) {
 		event_free(s->delay_timer);
 		s->delay_timer = NULL;
@@ -117,6 +114,14 @@ void login_closed_by_master(struct session *s, bool banned)
 		auth_cancel(s->auth);
 		s->auth = NULL;
 	}
+}
+
+void login_closed_by_master(struct session *s, bool banned)
+{
+	if (s->flags & (SF_LOGGED_IN | SF_CLOSING))
+		return; /* logged in since the master decided, or going anyway */
+	/* Nothing more from this login: no 530 or 230 after the 421. */
+	login_abandon(s);
 	if (banned) {
 		session_reply(s, R_421_CLOSING,
 			      "Too many failed logins from your address; try again later.");

@@ -27,6 +27,7 @@
 #include "server/data.h"
 #include "server/dispatch.h"
 #include "server/log.h"
+#include "server/throttle.h"
 #include "server/transfer.h"
 #include "server/worker.h"
 
@@ -133,14 +134,7 @@ void session_close_after_flush(struct session *s, const char *why)
 	transfer_free(s);
 	data_free(s);
 	/* A login in progress ends with the session: nothing about it reaches the master later. */
-	if (s->auth != NULL) {
-		auth_cancel(s->auth);
-		s->auth = NULL;
-	}
-	if (s->delay_timer != NULL) {
-		event_free(s->delay_timer);
-		s->delay_timer = NULL;
-	}
+	login_abandon(s);
 	report_end(s);
 	bufferevent_disable(s->ctl, EV_READ);
 	struct timeval tv = { .tv_sec = CLOSE_FLUSH_SECONDS, .tv_usec = 0 };

@@ -93,5 +93,7 @@ unsigned throttle_size(const struct throttle *t);
 struct session;
 void login_delay_decided(struct session *s, unsigned ms);
 void login_closed_by_master(struct session *s, bool banned);
+/* The session is ending: a password check or a failed login's delay in flight is dropped. */
+void login_abandon(struct session *s);
 
 #endif
