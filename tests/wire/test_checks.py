@@ -141,8 +141,10 @@ def test_range_enough_for_one_address(root):
 
 
 def test_no_range_no_range_check(root):
-    assert check_config(root, "--listen", f"{PUBLIC}:21", "--max-sessions-per-ip", "1000000",
-                        "--max-sessions", "1000000") == ([], [])
+    warnings, notes = check_config(root, "--listen", f"{PUBLIC}:21", "--max-sessions-per-ip",
+                                   "1000000", "--max-sessions", "1000000")
+    # A million sessions may well exceed the descriptor limit: that check is another one.
+    assert [w for w in warnings if "descriptor limit" not in w] == [] and notes == []
 
 
 # -- 3. port 20 without the privilege ------------------------------------------------------------
