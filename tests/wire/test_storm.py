@@ -177,3 +177,40 @@ def test_reconnect_at_the_address_limit(start_ferryd):
         s.close()
     storm.close_all(held)
     assert refused == 0, f"{refused} of 300 reconnections refused at the address limit"
+
+
+@pytest.mark.timeout(120)
+def test_max_unauthenticated_spares_a_password_being_checked(start_ferryd, tmp_path):
+    """Finding 14: over max_unauthenticated, the session whose password is being checked
+    (here a slow hash, several seconds) is never the one closed; a session that sits idle
+    without logging in is, once it has idled a while."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    home = tmp_path / "bob"
+    home.mkdir()
+    users = tmp_path / "users"
+    slow = crypt.crypt("bob-pw", "$6$rounds=25000000$slowslow$")
+    users.write_text(f"bob:{slow}:{home}:read\n")
+    srv = start_ferryd("--users-file", users, "--max-unauthenticated", "1")
+    b = socket.create_connection((srv.host, srv.port), 10)
+    b.settimeout(60)
+    bf = b.makefile("rb")
+    assert bf.readline().startswith(b"220")
+    b.sendall(b"USER bob\r\nPASS bob-pw\r\n")
+    assert bf.readline().startswith(b"331")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    c = socket.create_connection((srv.host, srv.port), 10)
+    c.settimeout(60)
+    cf = c.makefile("rb")
+    assert cf.readline().startswith(b"220")
+    line = cf.readline()
+    idle = time.monotonic() - t0
+    assert line.startswith(b"421") and b"waiting to log in" in line, line
+    assert idle > 4, f"an active newcomer was closed after {idle:.1f} s"
+    line = bf.readline()
+    assert line.startswith(b"230"), line
+    b.close()
+    c.close()
