@@ -80,6 +80,18 @@ static bool same_listeners(const struct config *a, const struct config *b)
 	return true;
 }
 
+/* Workers inherit the limit: what one holds is what one may be given (checks.h). */
+static void set_worker_capacity(struct master *m)
+{
+	struct rlimit nofile;
+	m->worker_capacity = m->cfg->max_sessions;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+	    nofile.rlim_cur < checks_fds_needed(m->cfg))
+		m->worker_capacity = nofile.rlim_cur > FD_RESERVE
+					     ? (unsigned)((nofile.rlim_cur - FD_RESERVE) / FD_PER_SESSION)
+					     : 1;
+}
+
 static void reload_files(struct master *m)
 {
 	struct config *n = calloc(1, sizeof(*n));
@@ -170,6 +182,7 @@ static void reload_files(struct master *m)
 	m->users_fd = ufd;
 	free(m->cfg);
 	m->cfg = n;
+	set_worker_capacity(m);
 	/* Old workers finish their sessions with the old configuration; new ones get this. */
 	send_all(m, MSG_DRAIN, true);
 	for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {
@@ -342,14 +355,7 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->reserve_fd = -1;
 	TAILQ_INIT(&m->unauth);
 	log_set_role("master");
-	/* Workers inherit the limit: what one holds is what one may be given (checks.h). */
-	struct rlimit nofile;
-	m->worker_capacity = cfg->max_sessions;
-	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
-	    nofile.rlim_cur < checks_fds_needed(cfg))
-		m->worker_capacity = nofile.rlim_cur > FD_RESERVE
-					     ? (unsigned)((nofile.rlim_cur - FD_RESERVE) / FD_PER_SESSION)
-					     : 1;
+	set_worker_capacity(m);
 	signal(SIGPIPE, SIG_IGN);
 	/* Before the privilege drop: the checks judge the privileges ferryd started with. */
 	checks_run(cfg, log_check, NULL);

@@ -63,6 +63,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		refusal = over_limits(m, &peer);
 	}
 	if (refusal != NULL) {
+		/* Counts that refuse someone are worth checking against the workers' own. */
+		request_sync(m);
 		if (m->total >= m->cfg->max_sessions)
 			log_warn_limited(&m->log_full, "refused %s: %u sessions (max_sessions)", who,
 					 m->total);

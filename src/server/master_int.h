@@ -104,6 +104,7 @@ struct master {
 	struct log_ratelimit log_banned, log_full, log_per_ip, log_evict, log_no_worker,
 		log_emfile;
 	uint64_t reconciled;            /* records dropped by reconciliation, in all */
+	uint64_t sync_asked_ms;         /* when the workers were last asked for their lists */
 };
 
 uint64_t master_now_ms(void);
@@ -136,6 +137,8 @@ void send_all(struct master *m, enum msg_type type, bool only_active);
 void reap_children(struct master *m);
 /* Read what every worker has sent by now (before refusing a client for a limit). */
 void poll_workers(struct master *m);
+/* Ask every worker for its list of live sessions (SYNC_REQUEST), at most once a second. */
+void request_sync(struct master *m);
 
 /* master_login.c */
 int master_login_init(struct master *m);

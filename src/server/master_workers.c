@@ -171,6 +171,15 @@ void poll_workers(struct master *m)
 	}
 }
 
+void request_sync(struct master *m)
+{
+	uint64_t now = master_now_ms();
+	if (now - m->sync_asked_ms < 1000)
+		return;
+	m->sync_asked_ms = now;
+	send_all(m, MSG_SYNC_REQUEST, false);
+}
+
 /* ---- a worker's messages (messages.def) ---- */
 
 static unsigned slot_of(const struct worker_slot *w)

@@ -126,3 +126,20 @@ def test_low_limit_warns_and_answers_421_beyond_it(launch):
     for s, _ in held[3:]:
         s.close()
     assert "out of resources" not in srv.log or "raise LimitNOFILE" in srv.log
+
+
+def test_reload_that_raises_max_sessions_raises_what_a_worker_takes(start_ferryd, tmp_path):
+    import signal
+    import time
+    conf = tmp_path / "ferryd.conf"
+    conf.write_text("max_sessions = 2\nworkers = 1\n")
+    srv = start_ferryd("--config", conf)
+    conf.write_text("max_sessions = 4\nworkers = 1\n")
+    os.kill(srv.pid, signal.SIGHUP)
+    end = time.monotonic() + 10
+    while "configuration reloaded" not in srv.log and time.monotonic() < end:
+        time.sleep(0.05)
+    held = [srv.control(login=True) for _ in range(4)]
+    for c in held:
+        c.expect("QUIT", 221)
+    assert "out of resources" not in srv.log
