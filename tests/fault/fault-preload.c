@@ -20,6 +20,9 @@
  *         CTRUNC (recvmsg): the message is received, but the descriptors it carries are
  *         closed and MSG_CTRUNC is set, which is what Linux does when the receiver has no
  *         free descriptor (a real EMFILE never fails recvmsg itself).
+ *         DROP (sendmsg): the call reports the whole message sent and sends nothing, a
+ *         message lost on the way (no kernel does that; a bug could): what the master's
+ *         reconciliation of live sessions is for.
  * OPTION  (all optional; a call must satisfy every filter to match the rule)
  *   after=BYTES  let BYTES bytes through the matching calls first; the call that crosses
  *                the mark is cut short at it, as on a disk that fills; then ACTION.
@@ -120,6 +123,7 @@ enum role { ROLE_ANY, ROLE_MASTER, ROLE_WORKER, ROLE_PORT20 };
 /* Actions that are not an errno. */
 #define ACT_SHORT (-1)
 #define ACT_CTRUNC (-2)
+#define ACT_DROP (-3)
 
 struct rule {
 	uint32_t calls; /* bit per enum call */
@@ -260,6 +264,8 @@ static int parse_action(const char *v)
 		return ACT_SHORT;
 	if (strcmp(v, "CTRUNC") == 0)
 		return ACT_CTRUNC;
+	if (strcmp(v, "DROP") == 0)
+		return ACT_DROP;
 	for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++) {
 		if (strcmp(v, errno_names[i].name) == 0)
 			return errno_names[i].value;
@@ -364,6 +370,8 @@ static void parse_rule(struct rule *r, char *text)
 	r->calls = parse_calls(calls);
 	if (r->action == ACT_CTRUNC && r->calls != 1u << C_RECVMSG)
 		bad_spec("CTRUNC is for recvmsg only", action);
+	if (r->action == ACT_DROP && r->calls != 1u << C_SENDMSG)
+		bad_spec("DROP is for sendmsg only", action);
 	/* The helper's seccomp filter allows neither fstat, getsockopt, getsockname nor write. */
 	if (r->role == ROLE_PORT20 && (r->fdtypes != 0 || r->lport_min >= 0 || r->rport_min >= 0))
 		bad_spec("role=port20 takes no fdtype, lport or rport", action);
@@ -514,6 +522,7 @@ struct verdict {
 	int err;
 	size_t len;
 	bool ctrunc;
+	bool drop;
 };
 
 static bool take_fault(const struct rule *r, struct slot *sl)
@@ -570,6 +579,9 @@ static struct verdict decide(enum call c, int fd, size_t len)
 	} else if (r->action == ACT_CTRUNC) {
 		v.ctrunc = true;
 		log_fault(c, fd, (int)i, "CTRUNC");
+	} else if (r->action == ACT_DROP) {
+		v.drop = true;
+		log_fault(c, fd, (int)i, "DROP");
 	} else {
 		v.err = r->action;
 		log_fault(c, fd, (int)i, errno_name(r->action));
@@ -809,6 +821,8 @@ static ssize_t msg_call(enum call c, int fd, struct msghdr *msg, int flags)
 	struct verdict v = decide(c, fd, total);
 	if (v.err != 0)
 		return fail(v.err);
+	if (v.drop)
+		return (ssize_t)total;
 	ssize_t n;
 	if (v.len == total) {
 		n = real_msg(c, fd, msg, flags);

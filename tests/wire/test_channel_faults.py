@@ -112,3 +112,25 @@ def test_emfile_at_accept_is_answered_421(faults, start_ferryd):
     c = srv.control(login=True)
     c.expect("QUIT", 221)
     assert "out of descriptors" in srv.log
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_end_is_reconciled(faults, start_ferryd):
+    """A SESSION_END lost on the way (the shim's DROP: reported sent, never sent) leaves a
+    phantom session in the master's counts only until the worker's next list of live
+    sessions, at most 10 s later."""
+    f = faults(f"sendmsg:DROP:{SEQ}:role=worker:count=1")
+    f.off(0)
+    srv = start_ferryd("--workers", "1", env=f.env)
+    held = [srv.control(login=True) for _ in range(3)]
+    assert storm.status(srv)["sessions"] == 3
+    f.on(0)
+    held[0].expect("QUIT", 221)
+    assert f.fired(0) == 1
+    assert storm.status(srv)["sessions"] == 3  # the phantom
+    st = storm.wait_sessions(srv, 2, timeout=15)
+    assert st["sessions"] == 2 and st["reconciled"] == 1, st
+    assert "1 sessions had ended without their end reaching the master" in srv.log
+    for c in held[1:]:
+        c.expect("QUIT", 221)
+    assert storm.wait_sessions(srv, 0)["sessions"] == 0
