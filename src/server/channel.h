@@ -58,6 +58,7 @@ struct msg_session {
 struct msg_new_session {
 	uint64_t id;
 	uint32_t flags;              /* MSG_F_* */
+	uint32_t reserved;           /* 0 */
 };
 
 /*
@@ -78,6 +79,7 @@ struct msg_pasv_port {
 	uint32_t seq;
 	int32_t err;                     /* errno, or 0 with port set */
 	uint16_t port;
+	uint16_t reserved[3];            /* 0 */
 	struct sockaddr_storage resolved; /* a pasv_address host name's address, or family 0 */
 };
 
@@ -85,6 +87,7 @@ struct msg_pasv_port {
 struct msg_pasv_ref {
 	uint64_t id;
 	uint32_t seq;
+	uint32_t reserved;               /* 0 */
 };
 
 /*
@@ -98,11 +101,13 @@ struct msg_pasv_ref {
 struct msg_login_delay {
 	uint64_t id;
 	uint32_t delay_ms;
+	uint32_t reserved;               /* 0 */
 };
 
 struct msg_close_unauth {
 	uint64_t id;
 	int32_t reason;
+	uint32_t reserved;               /* 0 */
 };
 
 /*
@@ -114,10 +119,12 @@ struct msg_close_unauth {
 struct msg_sync {
 	uint64_t upto;
 	uint32_t count;                  /* SYNC_END: ids sent */
+	uint32_t reserved;               /* 0 */
 };
 
 struct msg_sync_ids {
 	uint32_t n;
+	uint32_t reserved;               /* 0 */
 	uint64_t ids[MSG_SYNC_IDS_MAX];
 };
 
@@ -128,6 +135,24 @@ struct msg_port20_req {
 struct msg_port20_reply {
 	int32_t err;                     /* errno, or 0 with the socket attached */
 };
+
+/*
+ * No payload has padding (reserved fields stand where the compiler would put it), so that
+ * every byte sent is one the sender wrote: a designated initializer zeroes the fields, not
+ * the padding, and a peer must never see a sender's stack.
+ */
+_Static_assert(sizeof(struct msg_new_session) == 16, "padding in msg_new_session");
+_Static_assert(sizeof(struct msg_pasv_open) == 16 + 2 * sizeof(struct sockaddr_storage),
+	       "padding in msg_pasv_open");
+_Static_assert(sizeof(struct msg_pasv_port) == 24 + sizeof(struct sockaddr_storage),
+	       "padding in msg_pasv_port");
+_Static_assert(sizeof(struct msg_pasv_ref) == 16, "padding in msg_pasv_ref");
+_Static_assert(sizeof(struct msg_login_delay) == 16, "padding in msg_login_delay");
+_Static_assert(sizeof(struct msg_close_unauth) == 16, "padding in msg_close_unauth");
+_Static_assert(sizeof(struct msg_sync) == 16, "padding in msg_sync");
+_Static_assert(sizeof(struct msg_sync_ids) == 8 + 8 * MSG_SYNC_IDS_MAX, "padding in msg_sync_ids");
+_Static_assert(sizeof(struct msg_port20_req) == sizeof(struct sockaddr_storage),
+	       "padding in msg_port20_req");
 
 /* ---- message types ---- */
 
