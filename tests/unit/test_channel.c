@@ -201,12 +201,14 @@ static void limits(void **state)
 	struct sink wk = { 0 };
 	struct channel *w = channel_new(base, sv[0], TO_WORKER, &worker_side, on_fail, &wk);
 	struct msg_session s = { .id = 1 };
+	struct msg_pasv_open o;
+	memset(&o, 0, sizeof(o));
 	unsigned i = 0;
 	while (channel_queued(w) < CHANNEL_SOFT_LIMIT) {
-		assert_int_equal(send_LOGIN_FAILED(w, &s, -1), 0);
+		assert_int_equal(send_PASV_OPEN(w, &o, -1), 0);
 		assert_true(++i < 1000000);
 	}
-	assert_int_equal(send_LOGIN_FAILED(w, &s, -1), -ENOBUFS); /* MAY */
+	assert_int_equal(send_PASV_OPEN(w, &o, -1), -ENOBUFS); /* MAY */
 	assert_int_equal(send_SESSION_END(w, &s, -1), 0);         /* MUST */
 	while (channel_queued(w) < CHANNEL_HARD_LIMIT)
 		assert_int_equal(send_SESSION_END(w, &s, -1), 0);
