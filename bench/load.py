@@ -619,14 +619,10 @@ async def keep_alive(c, interval, dropped, stop):
         c.close()
 
 
-async def run_soak(args, srv):
-    addrs = sources(args.sources)
-    fails, dropped, probe_fails = Failures(), Failures(), Failures()
-    before = srv.snapshot()
-    log(f"soak: {args.sessions} sessions from {len(addrs)} addresses, {args.login_concurrency} logins "
-        f"at a time; server: {snap_text(before)}")
+async def establish_all(srv, args, addrs, gate, fails):
+    """Log args.sessions sessions in, session i from addrs[i % len], gate logins at a time;
+    failures go to fails.  Returns (the sessions held, seconds it took)."""
     held = []
-    gate = asyncio.Semaphore(args.login_concurrency)
 
     async def establish(i):
         async with gate:
@@ -637,7 +633,17 @@ async def run_soak(args, srv):
 
     t0 = time.monotonic()
     await asyncio.gather(*(establish(i) for i in range(args.sessions)))
-    t_establish = time.monotonic() - t0
+    return held, time.monotonic() - t0
+
+
+async def run_soak(args, srv):
+    addrs = sources(args.sources)
+    fails, dropped, probe_fails = Failures(), Failures(), Failures()
+    before = srv.snapshot()
+    log(f"soak: {args.sessions} sessions from {len(addrs)} addresses, {args.login_concurrency} logins "
+        f"at a time; server: {snap_text(before)}")
+    gate = asyncio.Semaphore(args.login_concurrency)
+    held, t_establish = await establish_all(srv, args, addrs, gate, fails)
     log(f"  {len(held)} established in {t_establish:.2f} s; failed: {fails.summary()}")
 
     stop = asyncio.Event()
@@ -746,18 +752,7 @@ async def run_burst(args, srv):
         f"count {'from SIGUSR1 status lines' if counting else 'unavailable (master does not catch SIGUSR1)'}")
     for rnd in range(1, args.rounds + 1):
         fails, relogin_fails = Failures(), Failures()
-        held = []
-
-        async def establish(i):
-            async with gate:
-                try:
-                    held.append(await login(srv.port, addrs[i % len(addrs)], args.timeout))
-                except Failure as f:
-                    fails.add(f)
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(establish(i) for i in range(args.sessions)))
-        t_login = time.monotonic() - t0
+        held, t_login = await establish_all(srv, args, addrs, gate, fails)
         for c in held:
             c.reset()
         await asyncio.sleep(0)   # the event loop closes the aborted sockets on its next pass

@@ -256,6 +256,8 @@ class ScriptedServer:
     sent is in .log, and join() raises what went wrong in the thread."""
 
     GREETING = "220 scripted"
+    # What every script answers alike, before reply() is asked (a subclass may change it).
+    COMMON = {"USER": "331 password", "PASS": "230 in", "TYPE": "200 binary", "PWD": '257 "/"'}
 
     def __init__(self):
         self.ls = socket.socket()
@@ -283,7 +285,9 @@ class ScriptedServer:
                 line = raw.decode().rstrip("\r\n")
                 self.log.append(line)
                 verb, _, arg = line.partition(" ")
-                if not self.reply(verb.upper(), arg):
+                if verb.upper() in self.COMMON:
+                    self.send(self.COMMON[verb.upper()])
+                elif not self.reply(verb.upper(), arg):
                     break
             self.c.close()
         except Exception as e:      # reported by join()
@@ -291,6 +295,13 @@ class ScriptedServer:
 
     def reply(self, verb, arg):
         raise NotImplementedError
+
+    def epsv(self):
+        """Listen for one data connection (.pasv) and answer the EPSV with its port."""
+        self.pasv = socket.socket()
+        self.pasv.bind(("127.0.0.1", 0))
+        self.pasv.listen(1)
+        self.send(f"229 Entering Extended Passive Mode (|||{self.pasv.getsockname()[1]}|)")
 
     def join(self):
         self.thread.join(10)

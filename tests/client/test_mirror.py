@@ -310,19 +310,10 @@ class Evil(ScriptedServer):
         self.send("226 done")
 
     def reply(self, verb, arg):
-        if verb == "USER":
-            self.send("331 password")
-        elif verb == "PASS":
-            self.send("230 in")
-        elif verb == "FEAT":
+        if verb == "FEAT":
             self.send("211-Features:\r\n EPSV\r\n SIZE\r\n MDTM\r\n MLST type*;size*;modify*;\r\n211 End")
-        elif verb == "TYPE":
-            self.send("200 binary")
         elif verb == "EPSV":
-            self.pasv = socket.socket()
-            self.pasv.bind(("127.0.0.1", 0))
-            self.pasv.listen(1)
-            self.send(f"229 Entering Extended Passive Mode (|||{self.pasv.getsockname()[1]}|)")
+            self.epsv()
         elif verb == "MLSD":
             lines = [f"type=file;size={len(self.DATA)};modify=20240101120000; {n}\r\n"
                      for n in self.NAMES]

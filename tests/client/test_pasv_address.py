@@ -48,16 +48,8 @@ class PasvElsewhere(ScriptedServer):
         super().__init__()
 
     def reply(self, verb, arg):
-        if verb == "USER":
-            self.send("331 password")
-        elif verb == "PASS":
-            self.send("230 in")
-        elif verb == "FEAT":
+        if verb == "FEAT":
             self.send("211-Features:\r\n SIZE\r\n211 End")
-        elif verb == "TYPE":
-            self.send("200 binary")
-        elif verb == "PWD":
-            self.send('257 "/"')
         elif verb == "EPSV":
             self.send("500 EPSV not understood")
         elif verb == "PASV":

@@ -21,21 +21,12 @@ class Scripted(ScriptedServer):
         super().__init__()
 
     def reply(self, verb, arg):
-        if verb == "USER":
-            self.send("331 password")
-        elif verb == "PASS":
-            self.send("230 in")
-        elif verb == "FEAT":
+        if verb == "FEAT":
             self.send("211-Features:\r\n EPSV\r\n EPRT\r\n SIZE\r\n211 End")
-        elif verb == "TYPE":
-            self.send("200 binary")
         elif verb == "SIZE":
             self.send(f"213 {len(self.data)}")
         elif verb == "EPSV":
-            self.pasv = socket.socket()
-            self.pasv.bind(("127.0.0.1", 0))
-            self.pasv.listen(1)
-            self.send(f"229 Entering Extended Passive Mode (|||{self.pasv.getsockname()[1]}|)")
+            self.epsv()
         elif verb == "EPRT":
             _, af, host, port, _ = arg.split(arg[0])
             self.eprt = (host, int(port))
