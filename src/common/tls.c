@@ -321,6 +321,14 @@ bool tls_resumed(struct bufferevent *bev)
 	return ssl != NULL && SSL_session_reused(ssl) == 1;
 }
 
+int tls_renew_ticket(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl == NULL || SSL_version(ssl) != TLS1_3_VERSION)
+		return 0; /* TLS 1.2 sessions are reusable as they are */
+	return SSL_new_session_ticket(ssl) == 1 ? 0 : -1;
+}
+
 bool tls_peer_cn(struct bufferevent *bev, char *out, size_t outsz)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);

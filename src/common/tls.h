@@ -81,6 +81,13 @@ bool tls_peer_closed_cleanly(struct bufferevent *bev);
 /* After the handshake (BEV_EVENT_CONNECTED): whether it resumed a session of its id. */
 bool tls_resumed(struct bufferevent *bev);
 /* The common name of the client's certificate if one was given and verified. */
+/*
+ * TLS 1.3: have a new session ticket go out with the next record written on bev (a control
+ * connection).  OpenSSL clients use a TLS 1.3 session once: a data connection that resumed
+ * the control connection's session spent it, and the next one has nothing to offer unless
+ * the control connection hands out a fresh one.  Returns 0, or -1 when OpenSSL refused.
+ */
+int tls_renew_ticket(struct bufferevent *bev);
 bool tls_peer_cn(struct bufferevent *bev, char *out, size_t outsz);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" and the like, for logs. */
 void tls_describe(struct bufferevent *bev, char *out, size_t outsz);

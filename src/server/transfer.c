@@ -478,6 +478,10 @@ static void data_handshake_done(struct transfer *t)
 		return;
 	}
 	t->verified = true;
+	/* The session this connection resumed is spent for the client: a fresh one for the next. */
+	if (s->ctl != s->sock && tls_renew_ticket(s->ctl) < 0)
+		log_warn("session %llu: cannot issue a new TLS session ticket on the control "
+			 "connection", (unsigned long long)s->id);
 	if (t->spec.upload) {
 		if (truncate_for_store(t) < 0)
 			return;

@@ -1117,6 +1117,40 @@ def test_curl_active(tree, certs, tmp_path, mode, scheme):
     curl_check(tree, certs, tmp_path, CURL_ACTIVE[mode], scheme)
 
 
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+@pytest.mark.parametrize("mode", CURL_PASSIVE)
+def test_curl_many_transfers_in_one_session(tree, certs, tmp_path, mode, version):
+    """curl (OpenSSL 3) offers, for each data connection, the session it got last.  In TLS
+    1.3 an OpenSSL client uses a session once: without a fresh ticket on the control
+    connection after each resumed data connection, every other transfer got 522.  Several
+    downloads, then several uploads, each in one curl invocation (one control connection),
+    with reuse required (the default)."""
+    print(subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.splitlines()[0])
+    srv = tree
+    pin = ["--tlsv1.2", "--tls-max", "1.2"] if version == "1.2" else ["--tlsv1.3"]
+    base = ["curl", "-sS", "--max-time", "30", "--cacert", str(certs.ca), "--ssl-reqd",
+            *pin, *CURL_PASSIVE[mode]]
+    url = f"ftp://127.0.0.1:{srv.port}/"
+    want = (srv.root / "bin.dat").read_bytes()
+    argv = list(base)
+    for i in range(6):
+        argv += [url + "bin.dat", "-o", str(tmp_path / f"d{i}")]
+    starts = srv.log.count(" start client=")
+    ok(run(argv, timeout=60))
+    for i in range(6):
+        assert (tmp_path / f"d{i}").read_bytes() == want, f"download {i}"
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(777))
+    ok(run(base + ["-T", f"{{{srv.upload_src},{small},{srv.upload_src},{small}}}",
+                   url + f"up{version}{mode}/", "--ftp-create-dirs"], timeout=60))
+    up = srv.root / f"up{version}{mode}"
+    assert (up / srv.upload_src.name).read_bytes() == srv.upload_src.read_bytes()
+    assert (up / "small.bin").read_bytes() == small.read_bytes()
+    assert srv.log.count(" start client=") - starts == 2, "curl opened more control connections"
+    assert "made a new TLS session" not in srv.log
+    assert srv.log.count("result=ok") >= 10
+
+
 LFTP_BASE = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 5; "
              "set net:reconnect-interval-base 1; set ftp:auto-passive-mode no; "
              "set xfer:clobber yes; set cmd:interactive no; "
