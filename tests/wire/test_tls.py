@@ -18,11 +18,12 @@ import ssl
 import subprocess
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
 import ftpwire
-from conftest import User, free_port, hostport, make_traversable
+from conftest import FERRYD, User, free_port, hostport, make_traversable
 from ftpwire import MODES, MODES6, ConnectionClosed, recv_all, wait_until, write_file
 from ftptls import (TicketCounter, TLSControl, ResumingFTP_TLS, cert_fingerprint, client_context,
                     fingerprint, make_certs)
@@ -1149,6 +1150,33 @@ def test_curl_many_transfers_in_one_session(tree, certs, tmp_path, mode, version
     assert srv.log.count(" start client=") - starts == 2, "curl opened more control connections"
     assert "made a new TLS session" not in srv.log
     assert srv.log.count("result=ok") >= 10
+
+
+FTPS_CLIENT = Path(FERRYD).resolve().parents[2] / "tests" / "ftps_client"
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_openssl_client_reusing_the_control_session(tree, certs, tmp_path, version):
+    """tests/ftps_client.c offers the control connection's session object (SSL_get1_session)
+    for every data connection: downloads and uploads mixed, all resumed, byte-exact."""
+    if not os.access(FTPS_CLIENT, os.X_OK):
+        pytest.fail(f"{FTPS_CLIENT} not built")
+    srv = tree
+    small = tmp_path / "small.bin"
+    small.write_bytes(os.urandom(1001))
+    ops = [f"get:bin.dat:{tmp_path / 'g0'}", f"get:bin.dat:{tmp_path / 'g1'}",
+           f"put:{srv.upload_src}:u0.bin", f"get:bin.dat:{tmp_path / 'g2'}",
+           f"put:{small}:u1.bin", f"put:{srv.upload_src}:u2.bin", f"get:u1.bin:{tmp_path / 'g3'}"]
+    out = ok(run([str(FTPS_CLIENT), str(srv.port), str(certs.ca), version, *ops], timeout=60))
+    lines = out.splitlines()
+    assert len(lines) == len(ops) and all(l.endswith(" resumed 226") for l in lines), out
+    want = (srv.root / "bin.dat").read_bytes()
+    for i in range(3):
+        assert (tmp_path / f"g{i}").read_bytes() == want
+    assert (srv.root / "u0.bin").read_bytes() == srv.upload_src.read_bytes()
+    assert (srv.root / "u2.bin").read_bytes() == srv.upload_src.read_bytes()
+    assert (tmp_path / "g3").read_bytes() == small.read_bytes()
+    assert "made a new TLS session" not in srv.log
 
 
 LFTP_BASE = ("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 5; "
