@@ -36,6 +36,100 @@ struct tls_ctx {
 	SSL_CTX *ssl;
 };
 
+/*
+ * What a data connection's ClientHello offered, noted by the callbacks below while
+ * OpenSSL decides, because OpenSSL itself only says "not resumed": a session of another
+ * id context is silently passed over, and the refusal could not say why.
+ */
+struct offer {
+	struct tls_id id;
+	unsigned seen; /* OFFER_* */
+};
+#define OFFER_OWN 1u       /* a ticket or cached session of this id */
+#define OFFER_OTHER 2u     /* one of another id */
+#define OFFER_UNKNOWN 4u   /* a ticket that did not decrypt: another key, or damaged */
+#define OFFER_SID_MISS 8u  /* a session id not in the cache (TLS 1.2: expired, or foreign) */
+
+static int offer_index = -1;
+static pthread_once_t offer_once = PTHREAD_ONCE_INIT;
+
+static void offer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+		       void *argp)
+{
+	free(ptr);
+}
+
+static void offer_index_new(void)
+{
+	offer_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, offer_free);
+}
+
+static struct offer *offer_of(SSL *ssl)
+{
+	return offer_index < 0 ? NULL : SSL_get_ex_data(ssl, offer_index);
+}
+
+static void offer_note(SSL *ssl, const SSL_SESSION *sess)
+{
+	struct offer *o = offer_of(ssl);
+	if (o == NULL)
+		return;
+	unsigned int len;
+	const unsigned char *ctx = SSL_SESSION_get0_id_context(sess, &len);
+	bool own = len == sizeof(o->id.bytes) && memcmp(ctx, o->id.bytes, len) == 0;
+	o->seen |= own ? OFFER_OWN : OFFER_OTHER;
+}
+
+/* Every ticket a client offers passes here once decrypted: note whose session it holds. */
+static SSL_TICKET_RETURN on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+				   size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		offer_note(ssl, sess);
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
+						    : SSL_TICKET_RETURN_USE_RENEW;
+	case SSL_TICKET_NO_DECRYPT: {
+		struct offer *o = offer_of(ssl);
+		if (o != NULL)
+			o->seen |= OFFER_UNKNOWN;
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	}
+	case SSL_TICKET_EMPTY:
+	case SSL_TICKET_NONE:
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	default:
+		return SSL_TICKET_RETURN_ABORT;
+	}
+}
+
+/* A TLS 1.2 session id is looked up in the cache, whose own check of the id context is silent. */
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	struct offer *o = offer_of(ssl);
+	const unsigned char *sid;
+	size_t len = SSL_client_hello_get0_session_id(ssl, &sid);
+	if (o == NULL || len == 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	SSL_SESSION *key = SSL_SESSION_new();
+	if (key == NULL || SSL_SESSION_set1_id(key, sid, (unsigned int)len) != 1 ||
+	    SSL_SESSION_set_protocol_version(key, TLS1_2_VERSION) != 1) {
+		SSL_SESSION_free(key);
+		ERR_clear_error();
+		return SSL_CLIENT_HELLO_SUCCESS;
+	}
+	/* OpenSSL declares no typed lookup for this table; its hash and compare are stored in it. */
+	OPENSSL_LHASH *cache = (OPENSSL_LHASH *)SSL_CTX_sessions(SSL_get_SSL_CTX(ssl));
+	const SSL_SESSION *found = cache != NULL ? OPENSSL_LH_retrieve(cache, key) : NULL;
+	if (found != NULL)
+		offer_note(ssl, found);
+	else
+		o->seen |= OFFER_SID_MISS;
+	SSL_SESSION_free(key);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static void set_error(char *err, size_t errsz, const char *what)
 {
 	unsigned long e = ERR_get_error();
@@ -162,6 +256,12 @@ struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errs
 	SSL_CTX_set_timeout(c, SESSION_LIFETIME);
 	SSL_CTX_set_dh_auto(c, 1);
 	SSL_CTX_set_alpn_select_cb(c, select_alpn, NULL);
+	SSL_CTX_set_client_hello_cb(c, on_client_hello, NULL);
+	if (pthread_once(&offer_once, offer_index_new) != 0 || offer_index < 0 ||
+	    SSL_CTX_set_session_ticket_cb(c, NULL, on_ticket, NULL) != 1) {
+		set_error(err, errsz, "session ticket callback");
+		goto fail;
+	}
 	static const unsigned char default_ctx[] = "ferryd";
 	SSL_CTX_set_session_id_context(c, default_ctx, sizeof(default_ctx) - 1);
 	if (SSL_CTX_set_cipher_list(c, TLS12_CIPHERS) != 1) {
@@ -177,6 +277,11 @@ struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errs
 		if (load_key(c, pem->key, pem->key_len, err, errsz) < 0)
 			goto fail;
 	} else if (load_key(c, pem->cert, pem->cert_len, err, errsz) < 0) {
+		goto fail;
+	}
+	if (pem->ticket_keys_len == TLS_TICKET_KEYS_LEN &&
+	    SSL_CTX_set_tlsext_ticket_keys(c, (void *)pem->ticket_keys, TLS_TICKET_KEYS_LEN) != 1) {
+		set_error(err, errsz, "session ticket keys");
 		goto fail;
 	}
 	if (pem->client_ca != NULL && pem->client_ca_len > 0 &&
@@ -292,6 +397,14 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 	 * makes its kernel answer the close with a reset, losing the end of the upload.
 	 */
 	SSL_set_num_tickets(ssl, 0);
+	struct offer *o = calloc(1, sizeof(*o));
+	if (o == NULL || SSL_set_ex_data(ssl, offer_index, o) != 1) {
+		free(o);
+		SSL_free(ssl);
+		close(fd);
+		return NULL;
+	}
+	o->id = *id;
 	struct bufferevent *b = bufferevent_openssl_socket_new(base, fd, ssl,
 							       BUFFEREVENT_SSL_ACCEPTING,
 							       BEV_OPT_CLOSE_ON_FREE);
@@ -319,6 +432,26 @@ bool tls_resumed(struct bufferevent *bev)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	return ssl != NULL && SSL_session_reused(ssl) == 1;
+}
+
+enum tls_reuse tls_data_reuse(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl != NULL && SSL_session_reused(ssl) == 1)
+		return TLS_REUSE_RESUMED;
+	struct offer *o = ssl != NULL ? offer_of(ssl) : NULL;
+	if (o == NULL)
+		return TLS_REUSE_NONE;
+	/* A TLS 1.3 ClientHello carries a random legacy session id: only tickets count there. */
+	unsigned seen = o->seen;
+	if (SSL_version(ssl) >= TLS1_3_VERSION)
+		seen &= ~OFFER_SID_MISS;
+	if (seen & OFFER_OTHER)
+		return TLS_REUSE_OTHER;
+	/* Its own session, not resumed: expired, or of a cipher or version no longer agreed. */
+	if (seen & (OFFER_OWN | OFFER_UNKNOWN | OFFER_SID_MISS))
+		return TLS_REUSE_UNKNOWN;
+	return TLS_REUSE_NONE;
 }
 
 int tls_renew_ticket(struct bufferevent *bev)

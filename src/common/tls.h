@@ -39,7 +39,16 @@ struct tls_pem {
 	size_t chain_len;
 	const char *client_ca; /* present: ask for client certificates, verified with these */
 	size_t client_ca_len;
+	/*
+	 * Session ticket keys (TLS_TICKET_KEYS_LEN random bytes) shared by the contexts of all
+	 * workers: a data connection that offers another control connection's ticket can then
+	 * be told from one whose ticket is merely unknown, whichever worker issued it.
+	 * Absent: OpenSSL's own random keys.
+	 */
+	const unsigned char *ticket_keys;
+	size_t ticket_keys_len;
 };
+#define TLS_TICKET_KEYS_LEN 80
 
 /*
  * A server context from PEM texts.  Returns NULL with a reason in err (the certificate
@@ -80,6 +89,16 @@ bool tls_handshake_done(struct bufferevent *bev);
 bool tls_peer_closed_cleanly(struct bufferevent *bev);
 /* After the handshake (BEV_EVENT_CONNECTED): whether it resumed a session of its id. */
 bool tls_resumed(struct bufferevent *bev);
+
+/* What the client of a data connection (tls_socket_accept) offered to resume. */
+enum tls_reuse {
+	TLS_REUSE_RESUMED, /* a session of this id, resumed */
+	TLS_REUSE_NONE,    /* nothing: it made a new session */
+	TLS_REUSE_OTHER,   /* a session of another id: another control connection's */
+	TLS_REUSE_UNKNOWN, /* a session no longer known here: expired, or another server's */
+};
+/* After the handshake: what the client offered, as the ClientHello showed it. */
+enum tls_reuse tls_data_reuse(struct bufferevent *bev);
 /* The common name of the client's certificate if one was given and verified. */
 /*
  * TLS 1.3: have a new session ticket go out with the next record written on bev (a control

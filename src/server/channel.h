@@ -116,6 +116,13 @@ struct msg_close_unauth {
  * worker had received when it began: every record of that worker up to it that the list
  * does not name has ended, whatever happened to its end message.
  */
+/* DATA_REFUSED: a data connection of session id was refused, for reason (data_refusal.h). */
+struct msg_data_refused {
+	uint64_t id;
+	uint32_t reason;                 /* enum data_refusal */
+	uint32_t reserved;               /* 0 */
+};
+
 struct msg_sync {
 	uint64_t upto;
 	uint32_t count;                  /* SYNC_END: ids sent */
@@ -150,6 +157,7 @@ _Static_assert(sizeof(struct msg_pasv_ref) == 16, "padding in msg_pasv_ref");
 _Static_assert(sizeof(struct msg_login_delay) == 16, "padding in msg_login_delay");
 _Static_assert(sizeof(struct msg_close_unauth) == 16, "padding in msg_close_unauth");
 _Static_assert(sizeof(struct msg_sync) == 16, "padding in msg_sync");
+_Static_assert(sizeof(struct msg_data_refused) == 16, "padding in msg_data_refused");
 _Static_assert(sizeof(struct msg_sync_ids) == 8 + 8 * MSG_SYNC_IDS_MAX, "padding in msg_sync_ids");
 _Static_assert(sizeof(struct msg_port20_req) == sizeof(struct sockaddr_storage),
 	       "padding in msg_port20_req");

@@ -12,6 +12,7 @@
 #include "server/dispatch.h"
 #include "server/log.h"
 #include "server/session.h"
+#include "server/worker.h"
 
 void cmd_auth(struct session *s, const char *arg)
 {
@@ -116,6 +117,9 @@ bool tls_transfer_allowed(struct session *s)
 	/* SF_TLS_USED, not SF_TLS: CCC clears the control connection, not the rule. */
 	if ((s->flags & SF_TLS_USED) && !(s->flags & SF_PROT_P) &&
 	    s->srv->cfg->tls_data == TLS_DATA_REQUIRED) {
+		worker_report_refusal(s->srv, s->id, DR_PROT_P_REQUIRED);
+		log_info("session %llu: transfer in the clear refused (%s): tls_data = required",
+			 (unsigned long long)s->id, data_refusal_name(DR_PROT_P_REQUIRED));
 		session_reply(s, R_521_PROT_REFUSED,
 			      "Data connections must be protected here: send PBSZ 0 and PROT P.");
 		return false;

@@ -36,6 +36,7 @@ enum config_type {
 	CT_PERMS,   /* comma list of permissions */
 	CT_HOST,    /* numeric IPv4 address or a host name */
 	CT_PASV_MAP, /* NETWORK/LEN = ADDRESS, repeatable */
+	CT_REUSE,   /* yes, no, or NETWORK/LEN,... exempted from yes */
 };
 
 struct config_key {
@@ -119,8 +120,10 @@ static const struct config_key config_table[] = {
 	  "TLS on the control connection for anonymous users" },
 	{ "tls_data", CT_CHOICE, NUM(tls_data), 0, 0, "optional", "optional|required",
 	  "whether a session with TLS must protect its data connections too (PROT P)" },
-	{ "tls_require_reuse", CT_BOOL, NUM(tls_require_reuse), 0, 0, "yes", "yes|no",
-	  "a protected data connection must resume the control connection's TLS session" },
+	{ "tls_require_reuse", CT_REUSE, NUM(tls_require_reuse), 0, 0, "yes",
+	  "yes|no|NETWORK/LEN,...",
+	  "a protected data connection must resume the control connection's TLS session; "
+	  "a list of networks: required except for clients in them" },
 	{ "tls_ccc", CT_BOOL, NUM(tls_ccc), 0, 0, "no", "yes|no",
 	  "allow CCC, which returns the control connection to the clear after login" },
 	{ "tls_client_ca", CT_STRING, STR(tls_client_ca), 0, 0, "", "FILE",
@@ -264,6 +267,54 @@ static int set_pasv_map(struct config *cfg, const char *v, char *why, size_t why
 	return 0;
 }
 
+/* "yes", "no", or networks whose clients are exempted from a "yes". */
+static int set_reuse(struct config *cfg, const char *v, char *why, size_t whysz)
+{
+	bool b;
+	cfg->n_tls_reuse_exempt = 0;
+	if (parse_bool(v, &b) == 0) {
+		cfg->tls_require_reuse = b;
+		return 0;
+	}
+	cfg->tls_require_reuse = true;
+	for (;;) {
+		size_t n = strcspn(v, ",");
+		bool more = v[n] == ',';
+		size_t len = n;
+		while (len > 0 && v[len - 1] == ' ')
+			len--;
+		if (cfg->n_tls_reuse_exempt >= CONFIG_MAX_REUSE_EXEMPT) {
+			snprintf(why, whysz, "at most %d networks", CONFIG_MAX_REUSE_EXEMPT);
+			return -1;
+		}
+		int rc = netaddr_parse_net(v, len, &cfg->tls_reuse_exempt[cfg->n_tls_reuse_exempt]);
+		if (rc < 0) {
+			snprintf(why, whysz,
+				 "'%.*s' is neither yes, no, nor a network such as 10.0.0.0/8%s",
+				 (int)len, v,
+				 rc == FERR_RANGE ? " (prefix too long, or host bits set)" : "");
+			return -1;
+		}
+		cfg->n_tls_reuse_exempt++;
+		if (!more)
+			return 0;
+		v += n + 1;
+		while (*v == ' ')
+			v++;
+	}
+}
+
+bool config_reuse_required(const struct config *cfg, const struct sockaddr_storage *addr)
+{
+	if (!cfg->tls_require_reuse)
+		return false;
+	for (unsigned i = 0; i < cfg->n_tls_reuse_exempt; i++) {
+		if (netaddr_in_net(addr, &cfg->tls_reuse_exempt[i]))
+			return false;
+	}
+	return true;
+}
+
 /* One of the '|'-separated words of k->arg; stored as its position. */
 static int set_choice(const struct config_key *k, const char *v, unsigned *out, char *why,
 		      size_t whysz)
@@ -304,6 +355,8 @@ static int set_key(struct config *cfg, const struct config_key *k, const char *v
 		return str_copy(field, k->size, v) < 0 ? -1 : 0;
 	case CT_PASV_MAP:
 		return set_pasv_map(cfg, v, why, whysz);
+	case CT_REUSE:
+		return set_reuse(cfg, v, why, whysz);
 	case CT_BOOL:
 		if (parse_bool(v, (bool *)field) < 0) {
 			snprintf(why, whysz, "'%s' is not yes or no", v);

@@ -18,6 +18,7 @@
 
 #define CONFIG_MAX_LISTEN 16
 #define CONFIG_MAX_PASV_MAP 32
+#define CONFIG_MAX_REUSE_EXEMPT 32
 #define CONFIG_STR_MAX 4096
 
 /* Permissions a user can be granted (users file and anon_permissions). */
@@ -86,6 +87,8 @@ struct config {
 	unsigned anon_tls;               /* enum tls_mode, for anonymous users */
 	unsigned tls_data;               /* enum tls_data_mode */
 	bool tls_require_reuse;          /* data connections must resume the control session */
+	struct netaddr_net tls_reuse_exempt[CONFIG_MAX_REUSE_EXEMPT]; /* ... except from these */
+	unsigned n_tls_reuse_exempt;
 	bool tls_ccc;                    /* allow CCC (clear the control connection) */
 	char tls_client_ca[CONFIG_STR_MAX]; /* ask for client certificates, verified with this CA */
 	bool tls_cert_login;             /* a verified client certificate's CN logs in as that user */
@@ -115,6 +118,9 @@ int config_load_unserved(struct config *cfg, int argc, char **argv, FILE *err);
 
 /* Print the option table as --help text. */
 void config_print_help(FILE *out);
+
+/* tls_require_reuse for a client at addr: yes, or a list of exempt networks without it. */
+bool config_reuse_required(const struct config *cfg, const struct sockaddr_storage *addr);
 
 /* Apply derived defaults (listen, workers) and check cross-key consistency. */
 int config_finish(struct config *cfg, FILE *err);

@@ -23,6 +23,7 @@
 
 #include "server/channel.h"
 #include "server/config.h"
+#include "server/data_refusal.h"
 #include "server/log.h"
 
 #define MAX_WORKER_SLOTS 512
@@ -104,6 +105,7 @@ struct master {
 	struct log_ratelimit log_banned, log_full, log_per_ip, log_evict, log_no_worker,
 		log_emfile;
 	uint64_t reconciled;            /* records dropped by reconciliation, in all */
+	uint64_t data_refused[DR_COUNT]; /* data connections refused, by reason (workers') */
 	uint64_t sync_asked_ms;         /* when the workers were last asked for their lists */
 };
 

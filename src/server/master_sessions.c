@@ -12,6 +12,7 @@
 
 #include "common/hostport.h"
 #include "server/master_int.h"
+#include "server/pasv_broker.h"
 
 /* A session not logged in counts as idle, and may be evicted, after this long. */
 #define UNAUTH_IDLE_MS 5000u
@@ -263,4 +264,17 @@ void master_log_status(struct master *m)
 		 "reconciled=%llu",
 		 m->total, m->n_unauth, m->n_addrs, live_workers(m, true), queued,
 		 (unsigned long long)m->reconciled);
+	/* Refused data connections, by reason: firewall and NAT trouble apart from TLS trouble. */
+	char refused[512];
+	size_t len = 0;
+	m->data_refused[DR_FOREIGN_ADDRESS] = pasv_broker_foreign(m->broker);
+	for (unsigned r = 0; r < DR_COUNT && len < sizeof(refused); r++) {
+		int n = snprintf(refused + len, sizeof(refused) - len, " %s=%llu",
+				 data_refusal_name((enum data_refusal)r),
+				 (unsigned long long)m->data_refused[r]);
+		if (n < 0)
+			break;
+		len += (size_t)n;
+	}
+	log_info("status data_refused%s", refused);
 }

@@ -231,6 +231,16 @@ static void on_login_ok(void *ctx, const struct msg_session *p, int fd)
 		unauth_forget(w->m, r);
 }
 
+static void on_data_refused(void *ctx, const struct msg_data_refused *p, int fd)
+{
+	struct worker_slot *w = ctx;
+	if (p->reason < DR_COUNT && p->reason != DR_FOREIGN_ADDRESS)
+		w->m->data_refused[p->reason]++;
+	else
+		log_warn("worker %u reported a data connection refused for reason %u, which is "
+			 "not a worker's; ignored", slot_of(w), (unsigned)p->reason);
+}
+
 static void on_sync_begin(void *ctx, const struct msg_sync *p, int fd)
 {
 	struct worker_slot *w = ctx;
@@ -256,6 +266,7 @@ static const struct channel_handlers worker_msgs = {
 	.on_LOGIN_CHECKING = on_login_checking,
 	.on_LOGIN_FAILED = on_login_failed,
 	.on_LOGIN_OK = on_login_ok,
+	.on_DATA_REFUSED = on_data_refused,
 	.on_SYNC_BEGIN = on_sync_begin,
 	.on_SYNC_IDS = on_sync_ids,
 	.on_SYNC_END = on_sync_end,

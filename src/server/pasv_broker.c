@@ -62,6 +62,7 @@ struct pasv_broker {
 	LIST_HEAD(, pasv_wait) sessions[WAIT_BUCKETS];
 	time_t refused_second;  /* refusals are logged at most REFUSED_LOGS a second */
 	unsigned refused_logged, refused_quiet;
+	uint64_t foreign;        /* connections refused: nobody from there waits, in all */
 };
 
 static void listener_free(struct pasv_listener *l)
@@ -109,6 +110,7 @@ static struct pasv_wait *wait_of_peer(struct pasv_listener *l, const struct sock
 /* A flood of strangers must not flood the log: a few lines a second, then a count. */
 static void log_refused(struct pasv_broker *b, const struct sockaddr_storage *from, uint16_t port)
 {
+	b->foreign++;
 	time_t now = time(NULL);
 	if (now != b->refused_second) {
 		if (b->refused_quiet > 0)
@@ -155,6 +157,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		wait_free(w); /* exactly one connection per PASV */
 		b->deliver(b->ctx, worker, session, seq, fd);
 	}
+}
+
+uint64_t pasv_broker_foreign(const struct pasv_broker *b)
+{
+	return b->foreign;
 }
 
 static unsigned session_bucket(uint64_t session)

@@ -41,5 +41,7 @@ int pasv_broker_open(struct pasv_broker *b, unsigned worker, uint64_t session, u
 void pasv_broker_close(struct pasv_broker *b, uint64_t session, uint32_t seq);
 /* A worker died: forget every wait of its sessions. */
 void pasv_broker_forget_worker(struct pasv_broker *b, unsigned worker);
+/* Connections refused because no session from their address waited on the port, in all. */
+uint64_t pasv_broker_foreign(const struct pasv_broker *b);
 
 #endif

@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* A certificate file is small; anything larger is a mistake in the configuration. */
 #define TLS_FILE_MAX (1024 * 1024)
+/* The four files, then the session ticket keys, made here: one set for all workers. */
 #define N_FILES 4
+#define N_PARTS (N_FILES + 1)
 
 static int copy_file(int out, const char *path, uint64_t *len)
 {
@@ -61,13 +64,23 @@ int tls_files_snapshot(const struct config *cfg, const char **what)
 	int fd = memfd_create("ferryd-tls", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	uint64_t lens[N_FILES] = { 0 };
+	uint64_t lens[N_PARTS] = { 0 };
 	int rc = 0;
 	if (ftruncate(fd, sizeof(lens)) < 0 || lseek(fd, sizeof(lens), SEEK_SET) < 0)
 		rc = -errno;
 	for (int i = 0; rc == 0 && i < N_FILES; i++) {
 		*what = keys[i];
 		rc = copy_file(fd, paths[i], &lens[i]);
+	}
+	if (rc == 0) {
+		*what = "session ticket keys";
+		unsigned char tk[TLS_TICKET_KEYS_LEN];
+		if (getrandom(tk, sizeof(tk), 0) != (ssize_t)sizeof(tk))
+			rc = -EIO;
+		else if (write(fd, tk, sizeof(tk)) != (ssize_t)sizeof(tk))
+			rc = -EIO;
+		lens[N_FILES] = sizeof(tk);
+		explicit_bzero(tk, sizeof(tk));
 	}
 	if (rc == 0 && pwrite(fd, lens, sizeof(lens), 0) != (ssize_t)sizeof(lens))
 		rc = -EIO;
@@ -87,7 +100,7 @@ int tls_files_map(int fd, struct tls_files_map *m)
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	uint64_t lens[N_FILES];
+	uint64_t lens[N_PARTS];
 	if ((uint64_t)st.st_size < sizeof(lens))
 		return -EINVAL;
 	size_t len = (size_t)st.st_size;
@@ -96,7 +109,7 @@ int tls_files_map(int fd, struct tls_files_map *m)
 		return -errno;
 	memcpy(lens, base, sizeof(lens));
 	uint64_t total = sizeof(lens);
-	for (int i = 0; i < N_FILES; i++) {
+	for (int i = 0; i < N_PARTS; i++) {
 		if (lens[i] > TLS_FILE_MAX)
 			total = UINT64_MAX;
 		else
@@ -118,6 +131,9 @@ int tls_files_map(int fd, struct tls_files_map *m)
 	p += lens[2];
 	m->pem.client_ca = p;
 	m->pem.client_ca_len = (size_t)lens[3];
+	p += lens[3];
+	m->pem.ticket_keys = (const unsigned char *)p;
+	m->pem.ticket_keys_len = (size_t)lens[4];
 	m->base = base;
 	m->len = len;
 	return 0;

@@ -4,8 +4,9 @@
  * The key is usually readable by root alone, and workers run unprivileged and sandboxed,
  * so the master reads the files (at start-up with the privileges it starts with, at
  * SIGHUP as `user`) into one sealed memory file that workers map read-only, the way the
- * users file reaches them.  Layout: four little-endian 64-bit lengths (cert, key, chain,
- * client CA), then the four texts.
+ * users file reaches them.  The master adds session ticket keys of its own making, so that
+ * all workers of one generation share them (tls.h).  Layout: five little-endian 64-bit
+ * lengths (cert, key, chain, client CA, ticket keys), then the five parts.
  */
 #ifndef FERRY_SERVER_TLS_FILES_H
 #define FERRY_SERVER_TLS_FILES_H

@@ -28,6 +28,7 @@
 #include "server/data.h"
 #include "server/log.h"
 #include "server/session.h"
+#include "server/worker.h"
 
 /* Refill the output when it falls below LOW; never queue far more than HIGH. */
 #define OUT_LOW (256 * 1024)
@@ -459,23 +460,50 @@ static bool tls_upload_ended(struct transfer *t)
 	return ti.tcpi_state == TCP_CLOSE_WAIT;
 }
 
+/* A refused data connection: counted by the master, logged (rate-limited), answered. */
+static void refuse(struct transfer *t, enum data_refusal why, const char *log_what,
+		   const char *reply)
+{
+	struct session *s = t->s;
+	worker_report_refusal(s->srv, s->id, why);
+	log_warn_limited(&s->srv->rl_data_tls, "session %llu: data connection from %s %s; refused (%s)",
+			 (unsigned long long)s->id, s->peer_str, log_what, data_refusal_name(why));
+	finish(t, R_522_TLS_REFUSED, reply);
+}
+
 /*
  * The TLS handshake of a data connection is over.  It must have resumed the session of
  * this control connection (tls.h): otherwise whoever connected is not the client that
- * logged in, or a client that forgets its session; either way, no byte moves.
+ * logged in, or a client that forgets its session; either way, no byte moves.  The reply
+ * says which it looked like, and what to do.
  */
 static void data_handshake_done(struct transfer *t)
 {
 	struct session *s = t->s;
-	if (s->srv->cfg->tls_require_reuse && !tls_resumed(t->bev)) {
-		log_warn_limited(&s->srv->rl_data_tls,
-				 "session %llu: data connection from %s made a new TLS session "
-				 "instead of resuming the control connection's; refused",
-				 (unsigned long long)s->id, s->peer_str);
-		finish(t, R_522_TLS_REFUSED,
-		       "Data connection refused: it must resume the TLS session of the control "
-		       "connection (TLS session reuse is required).");
-		return;
+	enum tls_reuse reuse = tls_data_reuse(t->bev);
+	if (reuse != TLS_REUSE_RESUMED && config_reuse_required(s->srv->cfg, &s->peer)) {
+		switch (reuse) {
+		case TLS_REUSE_OTHER:
+			refuse(t, DR_TLS_OTHER_SESSION,
+			       "offered the TLS session of another control connection",
+			       "Data connection refused: it offered the TLS session of another "
+			       "control connection; it must resume this one's.");
+			return;
+		case TLS_REUSE_UNKNOWN:
+			refuse(t, DR_TLS_UNKNOWN_SESSION,
+			       "offered a TLS session that cannot be resumed here (expired, or "
+			       "issued before a restart)",
+			       "Data connection refused: it offered a TLS session that cannot be "
+			       "resumed here (expired?); log in again for a fresh one.");
+			return;
+		default:
+			refuse(t, DR_TLS_NEW_SESSION,
+			       "made a new TLS session instead of resuming the control connection's",
+			       "Data connection refused: TLS session reuse is required and it offered "
+			       "no session to resume; use a client that reuses the control "
+			       "connection's TLS session.");
+			return;
+		}
 	}
 	t->verified = true;
 	/* The session this connection resumed is spent for the client: a fresh one for the next. */
@@ -501,14 +529,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (t->tls && !t->verified) {
-		char why[256], text[320];
+		char why[256], failed[300], text[320];
 		tls_last_error(bev, why, sizeof(why));
-		log_warn_limited(&t->s->srv->rl_data_tls,
-				 "session %llu: TLS handshake on the data connection failed: %s",
-				 (unsigned long long)t->s->id, why);
+		snprintf(failed, sizeof(failed), "failed its TLS handshake: %s", why);
 		snprintf(text, sizeof(text), "TLS negotiation on the data connection failed: %s.",
 			 why);
-		finish(t, R_522_TLS_REFUSED, text);
+		refuse(t, DR_TLS_HANDSHAKE, failed, text);
 		return;
 	}
 	if (t->spec.upload && (what & BEV_EVENT_EOF) && (!t->tls || tls_upload_ended(t))) {

@@ -60,6 +60,17 @@ int worker_report(struct server *srv, enum msg_type type, uint64_t id)
 	return rc;
 }
 
+void worker_report_refusal(struct server *srv, uint64_t id, enum data_refusal why)
+{
+	if (srv->master == NULL)
+		return;
+	struct msg_data_refused m = { .id = id, .reason = (uint32_t)why };
+	int rc = send_DATA_REFUSED(srv->master, &m, -1);
+	if (rc < 0 && rc != -EPIPE)
+		log_warn("session %llu: cannot tell the master of a refused data connection: %s",
+			 (unsigned long long)id, strerror(-rc));
+}
+
 void worker_session_ended(struct server *srv, uint64_t id)
 {
 	worker_report(srv, MSG_SESSION_END, id);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "server/channel.h"
+#include "server/data_refusal.h"
 
 struct server;
 
@@ -33,6 +34,8 @@ int worker_main(const struct worker_fds *fds, int index);
  * except -EPIPE: the master is gone and the worker is finishing anyway).
  */
 int worker_report(struct server *srv, enum msg_type type, uint64_t id);
+/* A data connection of session id was refused (counted by the master; failures logged). */
+void worker_report_refusal(struct server *srv, uint64_t id, enum data_refusal why);
 /* A session has ended for the master: its counts drop now, even while a 221 still flushes. */
 void worker_session_ended(struct server *srv, uint64_t id);
 /* A session was freed: exit the loop if draining and idle. */
