@@ -54,6 +54,12 @@ struct tls_pem {
  * A server context from PEM texts.  Returns NULL with a reason in err (the certificate
  * does not parse, the key does not match, ...).  Freed with tls_ctx_free().
  */
+/*
+ * Whether this CPU encrypts AES-GCM in hardware: the server then prefers AES-128-GCM,
+ * otherwise ChaCha20-Poly1305.  FERRY_TLS_ASSUME_NO_AES=1 in the environment says no.
+ */
+bool tls_cpu_has_aes(void);
+
 struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errsz);
 void tls_ctx_free(struct tls_ctx *ctx);
 

@@ -601,7 +601,8 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	bufferevent_set_max_single_read(t->bev, 256 * 1024);
 	bufferevent_set_max_single_write(t->bev, 4 * 1024 * 1024);
 	if (t->spec.upload) {
-		bufferevent_setwatermark(t->bev, EV_READ, 0, IN_HIGH);
+		/* Over TLS, records of 16 KiB: write the file in larger pieces (the end: EOF). */
+		bufferevent_setwatermark(t->bev, EV_READ, t->tls ? UPLOAD_BUF : 0, IN_HIGH);
 		bufferevent_setcb(t->bev, on_read, NULL, on_event, t);
 		bufferevent_enable(t->bev, EV_READ);
 		/* TLS writes during the handshake and for the close_notify. */
