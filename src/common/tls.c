@@ -63,7 +63,9 @@ struct tls_ctx {
  */
 struct offer {
 	struct tls_id id;
-	unsigned seen; /* OFFER_* */
+	unsigned seen;      /* OFFER_* */
+	bool require_reuse; /* a full handshake is stopped (on_full_handshake) */
+	bool stopped;       /* ... and this one was */
 };
 #define OFFER_OWN 1u       /* a ticket or cached session of this id */
 #define OFFER_OTHER 2u     /* one of another id */
@@ -122,6 +124,22 @@ static SSL_TICKET_RETURN on_ticket(SSL *ssl, SSL_SESSION *sess, const unsigned c
 	default:
 		return SSL_TICKET_RETURN_ABORT;
 	}
+}
+
+/*
+ * OpenSSL asks for the certificate only when it does not resume: where reuse is required,
+ * the handshake stops here.  A data connection that completed a full handshake before it
+ * was refused would leave with a session of its control connection's identity (a TLS 1.2
+ * ticket, or a cache entry) that the next data connection could resume: whoever raced the
+ * client to a passive port would be refused once, then let in.
+ */
+static int on_full_handshake(SSL *ssl, void *arg)
+{
+	struct offer *o = offer_of(ssl);
+	if (o == NULL || !o->require_reuse)
+		return 1;
+	o->stopped = true;
+	return 0;
 }
 
 /* A TLS 1.2 session id is looked up in the cache, whose own check of the id context is silent. */
@@ -421,7 +439,7 @@ bool tls_peer_closed_cleanly(struct bufferevent *bev)
 }
 
 struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
-				      const struct tls_id *id)
+				      const struct tls_id *id, bool require_reuse)
 {
 	SSL *ssl = new_ssl(ctx, id);
 	if (ssl == NULL) {
@@ -436,6 +454,13 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 	SSL_set_num_tickets(ssl, 0);
 	/* A bulk transfer: keep OpenSSL's record buffers instead of freeing them after each. */
 	SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * OpenSSL 3 calls a FIN without a close_notify an error; libevent's dirty shutdown
+	 * does not cover it.  Many clients end an upload that way (the FTP rules say such an
+	 * upload is complete; a cut connection shows as a reset).
+	 */
+	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_set_cert_cb(ssl, on_full_handshake, NULL);
 	struct offer *o = calloc(1, sizeof(*o));
 	if (o == NULL || SSL_set_ex_data(ssl, offer_index, o) != 1) {
 		free(o);
@@ -444,6 +469,7 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 		return NULL;
 	}
 	o->id = *id;
+	o->require_reuse = require_reuse;
 	struct bufferevent *b = bufferevent_openssl_socket_new(base, fd, ssl,
 							       BUFFEREVENT_SSL_ACCEPTING,
 							       BEV_OPT_CLOSE_ON_FREE);
@@ -491,6 +517,13 @@ enum tls_reuse tls_data_reuse(struct bufferevent *bev)
 	if (seen & (OFFER_OWN | OFFER_UNKNOWN | OFFER_SID_MISS))
 		return TLS_REUSE_UNKNOWN;
 	return TLS_REUSE_NONE;
+}
+
+bool tls_data_stopped(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct offer *o = ssl != NULL ? offer_of(ssl) : NULL;
+	return o != NULL && o->stopped;
 }
 
 int tls_renew_ticket(struct bufferevent *bev)

@@ -81,11 +81,12 @@ void tls_release(struct bufferevent *filter);
 
 /*
  * TLS as the server directly on a connected socket (data connections): the bufferevent
- * owns fd and closes it when freed (after a close_notify: see tls_close()).  NULL (fd
- * closed) on failure.
+ * owns fd and closes it when freed (after a close_notify: see tls_close()).  With
+ * require_reuse, a handshake that does not resume a session of id fails before it
+ * completes (tls_data_stopped()).  NULL (fd closed) on failure.
  */
 struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
-				      const struct tls_id *id);
+				      const struct tls_id *id, bool require_reuse);
 /* Send a close_notify (best effort), then free a bufferevent of tls_socket_accept. */
 void tls_close(struct bufferevent *bev);
 
@@ -105,6 +106,12 @@ enum tls_reuse {
 };
 /* After the handshake: what the client offered, as the ClientHello showed it. */
 enum tls_reuse tls_data_reuse(struct bufferevent *bev);
+/*
+ * Whether the handshake failed because it would not resume and require_reuse was given:
+ * it is stopped before it completes, so a refused data connection never holds a session
+ * (tls_data_reuse() then says what it offered).
+ */
+bool tls_data_stopped(struct bufferevent *bev);
 /* The common name of the client's certificate if one was given and verified. */
 /*
  * TLS 1.3: have a new session ticket go out with the next record written on bev (a control

@@ -471,39 +471,47 @@ static void refuse(struct transfer *t, enum data_refusal why, const char *log_wh
 	finish(t, R_522_TLS_REFUSED, reply);
 }
 
+/* A data connection that did not resume this control connection's session: say how. */
+static void refuse_not_resumed(struct transfer *t, enum tls_reuse reuse)
+{
+	switch (reuse) {
+	case TLS_REUSE_OTHER:
+		refuse(t, DR_TLS_OTHER_SESSION,
+		       "offered the TLS session of another control connection",
+		       "Data connection refused: it offered the TLS session of another control "
+		       "connection; it must resume this one's.");
+		return;
+	case TLS_REUSE_UNKNOWN:
+		refuse(t, DR_TLS_UNKNOWN_SESSION,
+		       "offered a TLS session that cannot be resumed here (expired, or issued "
+		       "before a restart)",
+		       "Data connection refused: it offered a TLS session that cannot be resumed "
+		       "here (expired?); log in again for a fresh one.");
+		return;
+	default:
+		refuse(t, DR_TLS_NEW_SESSION,
+		       "made a new TLS session instead of resuming the control connection's",
+		       "Data connection refused: TLS session reuse is required and it offered no "
+		       "session to resume; use a client that reuses the control connection's TLS "
+		       "session.");
+		return;
+	}
+}
+
 /*
- * The TLS handshake of a data connection is over.  It must have resumed the session of
- * this control connection (tls.h): otherwise whoever connected is not the client that
- * logged in, or a client that forgets its session; either way, no byte moves.  The reply
- * says which it looked like, and what to do.
+ * The TLS handshake of a data connection is over.  Where reuse is required, a handshake
+ * that did not resume a session of this control connection (tls.h) was stopped before it
+ * completed (on_event); this is the rule's second line.  Whoever connected otherwise is
+ * not the client that logged in, or a client that forgets its session; either way, no
+ * byte moves.
  */
 static void data_handshake_done(struct transfer *t)
 {
 	struct session *s = t->s;
 	enum tls_reuse reuse = tls_data_reuse(t->bev);
 	if (reuse != TLS_REUSE_RESUMED && config_reuse_required(s->srv->cfg, &s->peer)) {
-		switch (reuse) {
-		case TLS_REUSE_OTHER:
-			refuse(t, DR_TLS_OTHER_SESSION,
-			       "offered the TLS session of another control connection",
-			       "Data connection refused: it offered the TLS session of another "
-			       "control connection; it must resume this one's.");
-			return;
-		case TLS_REUSE_UNKNOWN:
-			refuse(t, DR_TLS_UNKNOWN_SESSION,
-			       "offered a TLS session that cannot be resumed here (expired, or "
-			       "issued before a restart)",
-			       "Data connection refused: it offered a TLS session that cannot be "
-			       "resumed here (expired?); log in again for a fresh one.");
-			return;
-		default:
-			refuse(t, DR_TLS_NEW_SESSION,
-			       "made a new TLS session instead of resuming the control connection's",
-			       "Data connection refused: TLS session reuse is required and it offered "
-			       "no session to resume; use a client that reuses the control "
-			       "connection's TLS session.");
-			return;
-		}
+		refuse_not_resumed(t, reuse);
+		return;
 	}
 	t->verified = true;
 	/* The session this connection resumed is spent for the client: a fresh one for the next. */
@@ -526,6 +534,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (t->tls)
 			data_handshake_done(t);
+		return;
+	}
+	if (t->tls && !t->verified && tls_data_stopped(bev)) {
+		refuse_not_resumed(t, tls_data_reuse(bev));
 		return;
 	}
 	if (t->tls && !t->verified) {
@@ -573,7 +585,8 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	}
 	bool plain_upload = t->spec.upload && !t->tls;
 	if (t->tls) {
-		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id);
+		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id,
+					   config_reuse_required(s->srv->cfg, &s->peer));
 	} else if (plain_upload) {
 		t->upload_fd = fd;
 		t->upload_ev = event_new(s->srv->base, fd, EV_READ | EV_PERSIST, on_plain_upload, t);
