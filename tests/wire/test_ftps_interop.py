@@ -17,7 +17,7 @@ if node, npm or the registry is missing; tests/wire/interop/basic_ftp_client.js 
 Their versions are printed and listed in the terminal summary.
 
 Cells that fail on today's ferryd are xfail(strict=True), each with the reason found, so that
-they show up as XPASS failures the day the server is fixed.
+they show up as XPASS failures the day the server is fixed (one racy cell is not strict).
 """
 
 import ftplib
@@ -445,19 +445,21 @@ def test_basic_ftp(cell, certs, basic_ftp, version):
     cell.check_log(version, transfers=len(ops), controls=1)
 
 
-@pytest.mark.xfail(strict=True, reason="basic-ftp often ends an empty upload with a FIN and no "
+# Not strict: whether Node sends its close_notify is a race, so this cell fails on today's
+# ferryd only most of the time; test_upload_ended_by_fin_without_close_notify (strict) is the
+# deterministic form of the same finding.
+@pytest.mark.xfail(strict=False, reason="basic-ftp often ends an empty upload with a FIN and no "
                    "close_notify (Node ends the socket at once after secureConnect); " + DIRTY_EOF)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_basic_ftp_empty_uploads(cell, certs, basic_ftp, version):
-    """Six empty uploads among downloads in one basic-ftp session (each one fails with some
-    probability on today's ferryd; six make the failure all but certain)."""
+    """Ten empty uploads among downloads in one basic-ftp session."""
     got = cell.tmp / "got"
     got.mkdir()
     ops = [f"get:pub/one:{got / 'one'}"]
-    for i in range(6):
+    for i in range(10):
         ops += [f"put:{cell.local / 'empty'}:e{i}", f"get:pub/empty:{got / 'empty'}"]
     basic_ftp_run(cell, certs, basic_ftp, version, ops)
-    for i in range(6):
+    for i in range(10):
         assert (cell.srv.root / f"e{i}").read_bytes() == b""
     cell.check_log(version, transfers=len(ops), controls=1)
 
