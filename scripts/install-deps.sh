@@ -4,7 +4,10 @@
 #   scripts/install-deps.sh test    that, plus what the test suite needs
 set -eu
 build_pkgs="meson ninja-build pkg-config gcc libevent-dev libssl-dev libcrypt-dev libcap-dev libseccomp-dev libedit-dev"
-test_pkgs="libcmocka-dev openssl ca-certificates clang libclang-rt-14-dev python3 python3-pytest python3-pyftpdlib python3-openssl curl lftp wget iproute2 procps man-db nftables iptables tcpdump valgrind"
+test_pkgs="libcmocka-dev openssl ca-certificates clang libclang-rt-14-dev python3 python3-pytest python3-pyftpdlib python3-openssl curl lftp wget iproute2 procps man-db nftables iptables tcpdump valgrind rclone"
+# The FTPS matrix runs basic-ftp on Node: Debian's node and npm unless some are installed.
+command -v node >/dev/null 2>&1 || test_pkgs="$test_pkgs nodejs"
+command -v npm >/dev/null 2>&1 || test_pkgs="$test_pkgs npm"
 case "${1:-build}" in
 build) want="$build_pkgs" ;;
 test) want="$build_pkgs $test_pkgs" ;;
