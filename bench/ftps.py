@@ -137,7 +137,8 @@ def build_client(tmp):
 # ------------------------------------------------------------------------------ servers
 
 def ferryd_server(w, home, password):
-    binary = os.environ.get("FERRYD", str(TOP / "build" / "src" / "server" / "ferryd"))
+    # Absolute: the server is started in its own directory.
+    binary = os.path.abspath(os.environ.get("FERRYD", str(TOP / "build" / "src" / "server" / "ferryd")))
     if not os.access(binary, os.X_OK):
         return None, f"no ferryd at {binary} (make build, or set FERRYD)"
     users = w.work / "ferryd.users"
