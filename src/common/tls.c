@@ -63,6 +63,7 @@ struct tls_ctx {
  */
 struct offer {
 	struct tls_id id;
+	bool control;       /* a control connection: it may join the session it resumes */
 	unsigned seen;      /* OFFER_* */
 	bool require_reuse; /* a full handshake is stopped (on_full_handshake) */
 	bool stopped;       /* ... and this one was */
@@ -91,6 +92,15 @@ static struct offer *offer_of(SSL *ssl)
 	return offer_index < 0 ? NULL : SSL_get_ex_data(ssl, offer_index);
 }
 
+/*
+ * A control connection that resumes a session joins it: it takes that session's identity
+ * (tls_joined_identity), before OpenSSL compares them.  Only the holder of a session's
+ * secret can resume it, so the control connections of one identity are one client's, and
+ * a data connection that resumes the identity's session resumes its own control
+ * connection's.  That is how clients that keep one session cache for several control
+ * connections (Go's, rclone's) pass the rule: each of their data connections offers
+ * whichever session was cached last.
+ */
 static void offer_note(SSL *ssl, const SSL_SESSION *sess)
 {
 	struct offer *o = offer_of(ssl);
@@ -98,8 +108,26 @@ static void offer_note(SSL *ssl, const SSL_SESSION *sess)
 		return;
 	unsigned int len;
 	const unsigned char *ctx = SSL_SESSION_get0_id_context(sess, &len);
+	if (o->control && len == sizeof(o->id.bytes) &&
+	    SSL_set_session_id_context(ssl, ctx, len) == 1) {
+		memcpy(o->id.bytes, ctx, len);
+		o->seen |= OFFER_OWN;
+		return;
+	}
 	bool own = len == sizeof(o->id.bytes) && memcmp(ctx, o->id.bytes, len) == 0;
 	o->seen |= own ? OFFER_OWN : OFFER_OTHER;
+}
+
+static struct offer *offer_attach(SSL *ssl, const struct tls_id *id, bool control)
+{
+	struct offer *o = calloc(1, sizeof(*o));
+	if (o == NULL || SSL_set_ex_data(ssl, offer_index, o) != 1) {
+		free(o);
+		return NULL;
+	}
+	o->id = *id;
+	o->control = control;
+	return o;
 }
 
 /* Every ticket a client offers passes here once decrypted: note whose session it holds. */
@@ -382,6 +410,10 @@ struct bufferevent *tls_filter_accept(struct tls_ctx *ctx, struct bufferevent *u
 	SSL *ssl = new_ssl(ctx, id);
 	if (ssl == NULL)
 		return NULL;
+	if (offer_attach(ssl, id, true) == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
 	/* Not BEV_OPT_CLOSE_ON_FREE: under stays the caller's (CCC, and the final flush). */
 	struct bufferevent *b = bufferevent_openssl_filter_new(
 		bufferevent_get_base(under), under, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
@@ -461,14 +493,12 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 	 */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_set_cert_cb(ssl, on_full_handshake, NULL);
-	struct offer *o = calloc(1, sizeof(*o));
-	if (o == NULL || SSL_set_ex_data(ssl, offer_index, o) != 1) {
-		free(o);
+	struct offer *o = offer_attach(ssl, id, false);
+	if (o == NULL) {
 		SSL_free(ssl);
 		close(fd);
 		return NULL;
 	}
-	o->id = *id;
 	o->require_reuse = require_reuse;
 	struct bufferevent *b = bufferevent_openssl_socket_new(base, fd, ssl,
 							       BUFFEREVENT_SSL_ACCEPTING,
@@ -517,6 +547,17 @@ enum tls_reuse tls_data_reuse(struct bufferevent *bev)
 	if (seen & (OFFER_OWN | OFFER_UNKNOWN | OFFER_SID_MISS))
 		return TLS_REUSE_UNKNOWN;
 	return TLS_REUSE_NONE;
+}
+
+bool tls_joined_identity(struct bufferevent *bev, struct tls_id *id)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct offer *o = ssl != NULL ? offer_of(ssl) : NULL;
+	if (o == NULL || SSL_session_reused(ssl) != 1 ||
+	    memcmp(o->id.bytes, id->bytes, sizeof(id->bytes)) == 0)
+		return false;
+	*id = o->id;
+	return true;
 }
 
 bool tls_data_stopped(struct bufferevent *bev)

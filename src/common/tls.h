@@ -107,6 +107,13 @@ enum tls_reuse {
 /* After the handshake: what the client offered, as the ClientHello showed it. */
 enum tls_reuse tls_data_reuse(struct bufferevent *bev);
 /*
+ * After a control connection's handshake (tls_filter_accept): whether it resumed a session
+ * of another control connection, and so joined that session's identity, which *id then
+ * becomes (for its data connections, and the tickets it issues).  The control connections
+ * of one identity are one client's: only the holder of a session's secret resumes it.
+ */
+bool tls_joined_identity(struct bufferevent *bev, struct tls_id *id);
+/*
  * Whether the handshake failed because it would not resume and require_reuse was given:
  * it is stopped before it completes, so a refused data connection never holds a session
  * (tls_data_reuse() then says what it offered).

@@ -130,10 +130,11 @@ static void log_refused(struct pasv_broker *b, const struct sockaddr_storage *fr
 		 "address is waiting on it", who, port);
 }
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
+/* Take every connection waiting in l's queue to whoever waits for it, or refuse it. */
+static void accept_pending(struct pasv_listener *l)
 {
-	struct pasv_listener *l = arg;
 	struct pasv_broker *b = l->b;
+	int lfd = event_get_fd(l->ev);
 	for (;;) {
 		struct sockaddr_storage from;
 		socklen_t len = sizeof(from);
@@ -157,6 +158,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 		wait_free(w); /* exactly one connection per PASV */
 		b->deliver(b->ctx, worker, session, seq, fd);
 	}
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	accept_pending(arg);
 }
 
 uint64_t pasv_broker_foreign(const struct pasv_broker *b)
@@ -302,6 +308,14 @@ int pasv_broker_open(struct pasv_broker *b, unsigned worker, uint64_t session, u
 	pasv_broker_close(b, session, 0);
 	int err = 0;
 	struct pasv_listener *l = reuse_listener(b, local, peer, min, max);
+	/*
+	 * A reused port may hold, not yet accepted, a connection this peer made for its
+	 * previous PASV there (one it gave up on: its command failed first).  It must not be
+	 * taken for the answer to this PASV, whose reply is not even out: settle the queue
+	 * before this wait exists.
+	 */
+	if (l != NULL)
+		accept_pending(l);
 	if (l == NULL && (l = fresh_listener(b, local, min, max, &err)) == NULL)
 		return err;
 	struct pasv_wait *w = calloc(1, sizeof(*w));

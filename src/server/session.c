@@ -384,7 +384,9 @@ static void tls_established(struct session *s)
 	tls_describe(s->ctl, how, sizeof(how));
 	if (!tls_peer_cn(s->ctl, s->cert_cn, sizeof(s->cert_cn)))
 		s->cert_cn[0] = '\0';
-	log_info("session %llu TLS %s%s%s", (unsigned long long)s->id, how,
+	bool joined = tls_joined_identity(s->ctl, &s->tls_id);
+	log_info("session %llu TLS %s%s%s%s", (unsigned long long)s->id, how,
+		 joined ? " (joined the TLS session of an earlier control connection)" : "",
 		 s->cert_cn[0] ? " client certificate CN=" : "",
 		 s->cert_cn[0] ? LOG_Q(s->cert_cn) : "");
 }

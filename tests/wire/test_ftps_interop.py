@@ -16,8 +16,8 @@ Clients: curl (OpenSSL), lftp (GnuTLS), Python ftplib (a resuming FTP_TLS; stock
 if node, npm or the registry is missing; tests/wire/interop/basic_ftp_client.js drives it).
 Their versions are printed and listed in the terminal summary.
 
-Cells that fail on today's ferryd are xfail(strict=True), each with the reason found, so that
-they show up as XPASS failures the day the server is fixed (one racy cell is not strict).
+What the matrix found is kept beside the cells that showed it (RCLONE_SHARED_CACHE, DIRTY_EOF,
+TLS12_SESSION_FROM_REFUSED): all three are fixed in ferryd, and the cells pass.
 """
 
 import ftplib
@@ -53,13 +53,14 @@ RCLONE_SHARED_CACHE = (
     "rclone before 1.64 (Debian 12 has 1.60) gives all its control and data connections one Go "
     "tls.Config whose ClientSessionCache is keyed by the server name, so with several control "
     "connections (its default concurrency) a data connection offers the session of whichever "
-    "connection stored one last; ferryd binds sessions to their own control connection, makes "
-    "a new session and refuses it (522)")
+    "connection stored one last; ferryd bound sessions to their own control connection, made "
+    "a new session and refused it (522).  Fixed: every control connection after the first "
+    "resumes the cached session, and a control connection that resumes a session joins it")
 DIRTY_EOF = (
-    "an upload that ends with a FIN but no close_notify gets 426: with OpenSSL 3 an EOF without "
+    "an upload that ends with a FIN but no close_notify got 426: with OpenSSL 3 an EOF without "
     "close_notify is SSL_ERROR_SSL (unexpected eof), which libevent's allow_dirty_shutdown does "
-    "not cover, so it is BEV_EVENT_ERROR and OpenSSL sends a decode_error alert; design.md says "
-    "such an upload is complete (fix: SSL_OP_IGNORE_UNEXPECTED_EOF on data connections)")
+    "not cover, so it was BEV_EVENT_ERROR and OpenSSL sent a decode_error alert; design.md says "
+    "such an upload is complete (fixed: SSL_OP_IGNORE_UNEXPECTED_EOF on data connections)")
 TLS12_SESSION_FROM_REFUSED = (
     "a refused TLS 1.2 data connection has already finished a full handshake with the control "
     "connection's session id context and got a session ticket: whoever won the race to the "
@@ -377,12 +378,14 @@ def rclone_env(cell, version, mode):
     return env
 
 
-@pytest.mark.xfail(strict=True, reason=RCLONE_SHARED_CACHE)
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("mode", ["epsv", "pasv"])
 def test_rclone_sync(cell, versions, version, mode):
     """rclone sync of a 30-file tree up and back down, then rclone check --download, at its
-    default concurrency (no --ftp-concurrency)."""
+    default concurrency (no --ftp-concurrency).  RCLONE_SHARED_CACHE was the finding: its
+    control connections now join the session they resume (tls.c).  The same runs also found
+    a stale connection in a reused passive port's queue taken for the next PASV's answer
+    (tests/unit/test_pasv_broker.c)."""
     need("rclone")
     note(versions, "rclone", first_line(["rclone", "version"]))
     env = rclone_env(cell, version, mode)
@@ -445,14 +448,11 @@ def test_basic_ftp(cell, certs, basic_ftp, version):
     cell.check_log(version, transfers=len(ops), controls=1)
 
 
-# Not strict: whether Node sends its close_notify is a race, so this cell fails on today's
-# ferryd only most of the time; test_upload_ended_by_fin_without_close_notify (strict) is the
-# deterministic form of the same finding.
-@pytest.mark.xfail(strict=False, reason="basic-ftp often ends an empty upload with a FIN and no "
-                   "close_notify (Node ends the socket at once after secureConnect); " + DIRTY_EOF)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_basic_ftp_empty_uploads(cell, certs, basic_ftp, version):
-    """Ten empty uploads among downloads in one basic-ftp session."""
+    """Ten empty uploads among downloads in one basic-ftp session.  basic-ftp often ends an
+    empty upload with a FIN and no close_notify (Node ends the socket at once after
+    secureConnect): see DIRTY_EOF."""
     got = cell.tmp / "got"
     got.mkdir()
     ops = [f"get:pub/one:{got / 'one'}"]
@@ -465,7 +465,6 @@ def test_basic_ftp_empty_uploads(cell, certs, basic_ftp, version):
 
 
 # -- findings shown without a client program ----------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=DIRTY_EOF)
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("size", [0, 1, 70_001])
 def test_upload_ended_by_fin_without_close_notify(cell, certs, version, size):
@@ -488,13 +487,12 @@ def test_upload_ended_by_fin_without_close_notify(cell, certs, version, size):
     assert (cell.srv.root / "fin.bin").read_bytes() == data
 
 
-@pytest.mark.parametrize("version", [
-    pytest.param("1.2", marks=pytest.mark.xfail(strict=True, reason=TLS12_SESSION_FROM_REFUSED)),
-    "1.3"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_intruder_cannot_resume_the_session_of_its_refused_attempt(cell, certs, version):
     """Found with rclone's TLS 1.2 traffic (tickets from refused data connections resumed
     later): a third party that connects first to a victim's passive port is refused, but must
-    not come away with a session that the next data connection of the victim accepts."""
+    not come away with a session that the next data connection of the victim accepts.  What
+    was found: TLS12_SESSION_FROM_REFUSED."""
     v = tls_version(version)
     ctx = client_context(certs, minimum=v, maximum=v)
     secret = os.urandom(50_000)

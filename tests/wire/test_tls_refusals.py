@@ -266,3 +266,51 @@ def test_reuse_setting_accepted(tmp_path, value):
     p = subprocess.run([FERRYD, "--config", str(conf), "--check-config"], capture_output=True,
                        text=True, timeout=20)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+# -- control connections that resume a session join it ---------------------------------------
+class ResumingControl(TLSControl):
+    """A control connection whose handshake offers a session (what Go's and rclone's
+    shared session cache does for every new connection)."""
+
+    def __init__(self, host, port, context, control_session):
+        self.control_session_offer = control_session
+        super().__init__(host, port, context)
+
+    def start_tls(self):
+        plain = self.sock
+        self.sock = ftpwire.track(self.context.wrap_socket(
+            plain, server_hostname=self.server_hostname, session=self.control_session_offer))
+        self.sock.settimeout(self.timeout)
+        self.file = self.sock.makefile("rb")
+        self.tls = True
+        return self
+
+
+@pytest.mark.parametrize("version,tickets", [("TLSv1_3", True), ("TLSv1_2", True),
+                                             ("TLSv1_2", False)])
+def test_control_connection_that_resumes_joins_that_session(tls_srv, certs, version, tickets):
+    """B's control connection resumes A's session: B holds A's secret, so it is the same
+    client, and the data connections of either may offer either's sessions.  A third control
+    connection that did not resume stays apart."""
+    srv = tls_srv() if tickets else tls_srv("--workers", "1")
+    data = os.urandom(40_000)
+    write_file(srv.root / "f", data)
+    ctx = tls_ctx(certs, version, tickets)
+    a = login(srv, ctx)
+    b = ResumingControl(srv.host, srv.port, ctx, a.session)
+    b.secure_login()
+    assert b.sock.session_reused, "the control connection did not resume"
+    assert "(joined the TLS session of an earlier control connection)" in srv.log
+    for who, other in ((b, a), (a, b), (b, b), (a, a)):
+        t = who.transfer("RETR f", "EPSV", session=other.session)
+        assert t.final.code == 226 and t.reused and t.data == data, who.transcript()
+    up = b.transfer("STOR up", "PASV", session=a.session, upload=data)
+    assert up.final.code == 226 and (srv.root / "up").read_bytes() == data, b.transcript()
+    c = login(srv, ctx)
+    t = c.transfer("RETR f", "EPSV", session=a.session)
+    assert t.final.code == 522 and t.data == b"", c.transcript()
+    counted(srv, "tls_other_session")
+    t = a.transfer("RETR f", "EPSV", session=c.session)
+    assert t.final.code == 522 and t.data == b"", a.transcript()
+    counted(srv, "tls_other_session", 2)
