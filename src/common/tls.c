@@ -50,6 +50,8 @@
  * after the login must still resume, or require_reuse would refuse it.
  */
 #define SESSION_LIFETIME (24 * 3600)
+/* OpenSSL's read buffer on a data connection: eight full records. */
+#define DATA_READ_BUFFER (8 * (16384 + 256))
 
 
 struct tls_ctx {
@@ -492,6 +494,8 @@ struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *ba
 	 * upload is complete; a cut connection shows as a reset).
 	 */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* With read-ahead (tls_take_over_reading), one read takes several records. */
+	SSL_set_default_read_buffer_len(ssl, DATA_READ_BUFFER);
 	SSL_set_cert_cb(ssl, on_full_handshake, NULL);
 	struct offer *o = offer_attach(ssl, id, false);
 	if (o == NULL) {
@@ -558,6 +562,46 @@ bool tls_joined_identity(struct bufferevent *bev, struct tls_id *id)
 		return false;
 	*id = o->id;
 	return true;
+}
+
+void tls_take_over_reading(struct bufferevent *bev)
+{
+	bufferevent_disable(bev, EV_READ);
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl != NULL)
+		SSL_set_read_ahead(ssl, 1);
+}
+
+ssize_t tls_read(struct bufferevent *bev, void *buf, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl == NULL)
+		return -EBADF;
+	size_t got = 0;
+	errno = 0;
+	int r = SSL_read_ex(ssl, buf, len, &got);
+	if (r == 1)
+		return (ssize_t)got;
+	int e = SSL_get_error(ssl, r);
+	int saved = errno;
+	ERR_clear_error();
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0; /* a close_notify, or a FIN (SSL_OP_IGNORE_UNEXPECTED_EOF) */
+	case SSL_ERROR_SYSCALL:
+		return saved != 0 ? -saved : -EPIPE;
+	default:
+		return -EPROTO;
+	}
+}
+
+bool tls_read_pending(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl != NULL && SSL_has_pending(ssl) == 1;
 }
 
 bool tls_data_stopped(struct bufferevent *bev)

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -106,6 +107,21 @@ enum tls_reuse {
 };
 /* After the handshake: what the client offered, as the ClientHello showed it. */
 enum tls_reuse tls_data_reuse(struct bufferevent *bev);
+/*
+ * Bulk reading past the handshake, for uploads: libevent stops reading bev (its TLS layer
+ * reads one record per wake-up) and OpenSSL reads ahead, several records a read(2); the
+ * caller then reads with tls_read() when the socket is readable, and also whenever
+ * tls_read_pending() says OpenSSL holds more than it returned.
+ */
+void tls_take_over_reading(struct bufferevent *bev);
+/*
+ * Up to len bytes of clear text: their count; 0 at the end (the peer's close_notify, or
+ * a FIN without one); -EAGAIN when nothing more has arrived; else -errno (-ECONNRESET for
+ * a reset, -EPROTO for a TLS error).
+ */
+ssize_t tls_read(struct bufferevent *bev, void *buf, size_t len);
+bool tls_read_pending(struct bufferevent *bev);
+
 /*
  * After a control connection's handshake (tls_filter_accept): whether it resumed a session
  * of another control connection, and so joined that session's identity, which *id then

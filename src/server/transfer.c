@@ -41,6 +41,12 @@
 #define UPLOAD_BUF (256 * 1024)
 #define UPLOAD_READS 4
 
+/*
+ * The buffer of uploads on their way to the file.  The worker's: a worker runs one loop on
+ * one thread, and nothing is left in it between calls.
+ */
+static uint8_t upload_buf[UPLOAD_BUF];
+
 struct transfer {
 	struct session *s;
 	struct transfer_spec spec;
@@ -77,12 +83,12 @@ static uint64_t bytes_moved(const struct transfer *t)
 
 static void release(struct transfer *t)
 {
+	if (t->upload_ev != NULL)
+		event_free(t->upload_ev); /* before its descriptor closes (a TLS upload's is bev's) */
 	if (t->bev != NULL && t->tls)
 		tls_close(t->bev);
 	else if (t->bev != NULL)
 		bufferevent_free(t->bev);
-	if (t->upload_ev != NULL)
-		event_free(t->upload_ev);
 	if (t->upload_fd >= 0)
 		close(t->upload_fd);
 	if (t->spec.file_fd >= 0)
@@ -376,12 +382,10 @@ static void upload_done(struct transfer *t);
  * persistent, so the time-out restarts whenever data comes).  Not a bufferevent: libevent
  * 2.1 reads at most 16 KiB a call (EVBUFFER_MAX_READ), with an ioctl(FIONREAD), a readv
  * and an epoll_wait each time; here a wake-up costs a read and a write for each 256 KiB.
- * The buffer is the worker's: a worker runs one loop on one thread, and nothing is left
- * in it between calls.
  */
 static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 {
-	static uint8_t buf[UPLOAD_BUF];
+	uint8_t *buf = upload_buf;
 	struct transfer *t = arg;
 	if (what & EV_TIMEOUT) {
 		log_stopped(t, "data connection", ETIMEDOUT);
@@ -389,7 +393,7 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (int i = 0; i < UPLOAD_READS; i++) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = read(fd, buf, UPLOAD_BUF);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -408,9 +412,52 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 			upload_failed(t, rc);
 			return;
 		}
-		if ((size_t)n < sizeof(buf))
+		if ((size_t)n < UPLOAD_BUF)
 			return; /* the socket is empty: spare the read that would say EAGAIN */
 	}
+}
+
+/*
+ * A TLS upload past its handshake, read here rather than by libevent's TLS bufferevent,
+ * which takes one 16 KiB record per wake-up (two reads and an epoll_wait each): OpenSSL
+ * reads ahead several records a read(2) (tls_take_over_reading), and the file gets 256 KiB
+ * a write.  The same bound per wake-up as a clear upload; what OpenSSL still holds when the
+ * bound is reached would raise no event, so the event is made active again for it.
+ */
+static void on_tls_upload(evutil_socket_t fd, short what, void *arg)
+{
+	struct transfer *t = arg;
+	if (what & EV_TIMEOUT) {
+		log_stopped(t, "data connection", ETIMEDOUT);
+		finish(t, R_426_TRANSFER_ABORTED, "Data connection timed out; transfer aborted.");
+		return;
+	}
+	for (int i = 0; i < UPLOAD_READS; i++) {
+		size_t got = 0;
+		ssize_t n = 1;
+		while (got < UPLOAD_BUF &&
+		       (n = tls_read(t->bev, upload_buf + got, UPLOAD_BUF - got)) > 0)
+			got += (size_t)n;
+		int rc = got > 0 ? store(t, upload_buf, got) : 0;
+		if (rc < 0) {
+			upload_failed(t, rc);
+			return;
+		}
+		if (n > 0)
+			continue; /* the buffer filled: more may wait */
+		if (n == -EAGAIN)
+			return;
+		if (n == 0) {
+			upload_done(t);
+			return;
+		}
+		/* A reset, or a TLS error: what reached the file stays, for REST. */
+		log_stopped(t, "data connection", (int)-n);
+		finish(t, R_426_TRANSFER_ABORTED, "Data connection broken; transfer aborted.");
+		return;
+	}
+	if (tls_read_pending(t->bev))
+		event_active(t->upload_ev, EV_READ, 0);
 }
 
 static void upload_done(struct transfer *t)
@@ -521,7 +568,20 @@ static void data_handshake_done(struct transfer *t)
 	if (t->spec.upload) {
 		if (truncate_for_store(t) < 0)
 			return;
-		on_read(t->bev, t); /* anything that came with the handshake */
+		int rc = drain_upload(t); /* anything libevent read with the handshake */
+		if (rc < 0) {
+			upload_failed(t, rc);
+			return;
+		}
+		tls_take_over_reading(t->bev);
+		struct timeval tv = { .tv_sec = s->srv->cfg->data_timeout, .tv_usec = 0 };
+		t->upload_ev = event_new(s->srv->base, bufferevent_getfd(t->bev), EV_READ | EV_PERSIST,
+					 on_tls_upload, t);
+		if (t->upload_ev == NULL || event_add(t->upload_ev, &tv) < 0) {
+			finish(t, R_451_LOCAL_ERROR, "Out of memory; transfer aborted.");
+			return;
+		}
+		event_active(t->upload_ev, EV_READ, 0); /* OpenSSL may hold more already */
 		return;
 	}
 	fill_output(t);

@@ -17,7 +17,8 @@ if node, npm or the registry is missing; tests/wire/interop/basic_ftp_client.js 
 Their versions are printed and listed in the terminal summary.
 
 What the matrix found is kept beside the cells that showed it (RCLONE_SHARED_CACHE, DIRTY_EOF,
-TLS12_SESSION_FROM_REFUSED): all three are fixed in ferryd, and the cells pass.
+TLS12_SESSION_FROM_REFUSED): all three are fixed in ferryd, and the cells pass.  One client bug
+remains, not the server's (NODE_EMPTY_UPLOAD): that cell is a non-strict xfail.
 """
 
 import ftplib
@@ -61,6 +62,10 @@ DIRTY_EOF = (
     "close_notify is SSL_ERROR_SSL (unexpected eof), which libevent's allow_dirty_shutdown does "
     "not cover, so it was BEV_EVENT_ERROR and OpenSSL sent a decode_error alert; design.md says "
     "such an upload is complete (fixed: SSL_OP_IGNORE_UNEXPECTED_EOF on data connections)")
+NODE_EMPTY_UPLOAD = (
+    "basic-ftp on node 20 sometimes ends the data connection of an empty upload before its TLS "
+    "Finished is sent (a FIN right after the server's Finished): the handshake cannot complete "
+    "and the upload gets 522")
 TLS12_SESSION_FROM_REFUSED = (
     "a refused TLS 1.2 data connection has already finished a full handshake with the control "
     "connection's session id context and got a session ticket: whoever won the race to the "
@@ -448,11 +453,16 @@ def test_basic_ftp(cell, certs, basic_ftp, version):
     cell.check_log(version, transfers=len(ops), controls=1)
 
 
+# Not strict: a race in the client.  Captured (tshark, TLS 1.3): on the failing data
+# connections the client reads the server's ServerHello...Finished and sends a FIN without its
+# own Finished (node 20 drops the queued Finished when basic-ftp ends the socket of an empty
+# source right at 'secureConnect'); no server can complete that handshake.  The runs where the
+# Finished goes out pass, including those that end with a FIN and no close_notify (DIRTY_EOF,
+# fixed).
+@pytest.mark.xfail(strict=False, reason=NODE_EMPTY_UPLOAD)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_basic_ftp_empty_uploads(cell, certs, basic_ftp, version):
-    """Ten empty uploads among downloads in one basic-ftp session.  basic-ftp often ends an
-    empty upload with a FIN and no close_notify (Node ends the socket at once after
-    secureConnect): see DIRTY_EOF."""
+    """Ten empty uploads among downloads in one basic-ftp session."""
     got = cell.tmp / "got"
     got.mkdir()
     ops = [f"get:pub/one:{got / 'one'}"]
