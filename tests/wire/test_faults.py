@@ -159,9 +159,11 @@ def certs(tmp_path_factory):
 
 
 def test_tls_uploads_retry_short_writes_and_stop_at_a_full_disk(faults, start_ferryd, tmp_path, certs):
-    """Over TLS the upload is written from the bufferevent with writev (evbuffer_write)."""
+    """Over TLS the upload is written from the worker's buffer with write, and what came
+    with the handshake from the bufferevent with writev (evbuffer_write): both retried."""
     mark = 700_001
-    f = faults("writev:SHORT:max=1000:path=tls-short.bin", f"writev:ENOSPC:after={mark}:path=tls-full.bin")
+    f = faults("write,writev:SHORT:max=1000:path=tls-short.bin",
+               f"write,writev:ENOSPC:after={mark}:path=tls-full.bin")
     xl = tmp_path / "xferlog"
     srv = start_ferryd("--anon-permissions", "all", "--xferlog", xl, "--tls-cert", certs.server,
                        "--tls-key", certs.server_key, env=f.env)
