@@ -52,6 +52,8 @@
 #define SESSION_LIFETIME (24 * 3600)
 /* OpenSSL's read buffer on a data connection: eight full records. */
 #define DATA_READ_BUFFER (8 * (16384 + 256))
+/* A download's buffering BIO (tls_take_over_writing): sixteen records a write(2). */
+#define DATA_WRITE_BUFFER (256 * 1024)
 
 
 struct tls_ctx {
@@ -596,6 +598,69 @@ ssize_t tls_read(struct bufferevent *bev, void *buf, size_t len)
 	default:
 		return -EPROTO;
 	}
+}
+
+int tls_take_over_writing(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	BIO *sock = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+	BIO *buf = BIO_new(BIO_f_buffer());
+	if (sock == NULL || buf == NULL || BIO_set_write_buffer_size(buf, DATA_WRITE_BUFFER) != 1 ||
+	    BIO_up_ref(sock) != 1) {
+		BIO_free(buf);
+		ERR_clear_error();
+		return -ENOMEM;
+	}
+	bufferevent_disable(bev, EV_WRITE);
+	/* The chain holds its own reference to the socket BIO, still also OpenSSL's rbio. */
+	SSL_set0_wbio(ssl, BIO_push(buf, sock));
+	return 0;
+}
+
+static ssize_t io_result(SSL *ssl, int r, int saved_errno)
+{
+	int e = SSL_get_error(ssl, r);
+	ERR_clear_error();
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return -EPIPE;
+	case SSL_ERROR_SYSCALL:
+		return saved_errno != 0 ? -saved_errno : -EPIPE;
+	default:
+		return -EPROTO;
+	}
+}
+
+ssize_t tls_write(struct bufferevent *bev, const void *buf, size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl == NULL)
+		return -EBADF;
+	size_t done = 0;
+	errno = 0;
+	int r = SSL_write_ex(ssl, buf, len, &done);
+	if (r == 1)
+		return (ssize_t)done;
+	return io_result(ssl, r, errno);
+}
+
+ssize_t tls_flush(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	BIO *w = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+	if (w == NULL)
+		return -EBADF;
+	errno = 0;
+	if (BIO_flush(w) == 1)
+		return 0;
+	int saved = errno;
+	if (BIO_should_retry(w))
+		return -EAGAIN;
+	ERR_clear_error();
+	return saved != 0 ? -saved : -EIO;
 }
 
 bool tls_read_pending(struct bufferevent *bev)

@@ -121,6 +121,17 @@ void tls_take_over_reading(struct bufferevent *bev);
  */
 ssize_t tls_read(struct bufferevent *bev, void *buf, size_t len);
 bool tls_read_pending(struct bufferevent *bev);
+/*
+ * Bulk writing past the handshake, for downloads: libevent stops writing bev, and a
+ * buffering BIO between OpenSSL and the socket gathers records into large writes.  The
+ * caller writes with tls_write() when the socket is writable and ends with tls_flush()
+ * until it returns 0.  Returns 0, or -ENOMEM.
+ */
+int tls_take_over_writing(struct bufferevent *bev);
+/* Clear text taken (encrypted into records): its count, -EAGAIN when full, or -errno. */
+ssize_t tls_write(struct bufferevent *bev, const void *buf, size_t len);
+/* Out with what the buffering BIO holds: 0 when all is in the socket, -EAGAIN, or -errno. */
+ssize_t tls_flush(struct bufferevent *bev);
 
 /*
  * After a control connection's handshake (tls_filter_accept): whether it resumed a session
