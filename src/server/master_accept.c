@@ -124,21 +124,22 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
 		log_warn_limited(&m->log_emfile, "accept: %s", strerror(err));
 		return;
 	}
+	/*
+	 * One connection a time: the listener fires again at once, and libevent's next
+	 * accept tells whether descriptors are still short.  Refusing the whole backlog here
+	 * would also refuse clients that came after descriptors were freed.
+	 */
 	unsigned refused = 0;
-	for (unsigned i = 0; i < 64; i++) {
-		if (m->reserve_fd >= 0) {
-			close(m->reserve_fd);
-			m->reserve_fd = -1;
-		}
-		int fd = accept4(evconnlistener_get_fd(l), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd < 0)
-			break;
+	if (m->reserve_fd >= 0) {
+		close(m->reserve_fd);
+		m->reserve_fd = -1;
+	}
+	int fd = accept4(evconnlistener_get_fd(l), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd >= 0) {
 		reject(fd, "421 Server out of resources; try again later.\r\n");
 		refused++;
-		m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	}
-	if (m->reserve_fd < 0)
-		m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	log_warn_limited(&m->log_emfile,
 			 "out of descriptors (%s): refused %u connections with 421; raise the "
 			 "descriptor limit (LimitNOFILE) or lower max_sessions",

@@ -114,6 +114,25 @@ def test_emfile_at_accept_is_answered_421(faults, start_ferryd):
     assert "out of descriptors" in srv.log
 
 
+def test_emfile_once_refuses_one_connection_not_the_backlog(faults, start_ferryd):
+    """Two clients in the backlog when accept fails once for want of descriptors: the
+    first gets 421, the second, accepted once descriptors are back, its 220 (the master
+    used to refuse the whole backlog, clients that came later included)."""
+    f = faults("accept4,accept:EMFILE:role=master:count=1")
+    f.off(0)
+    srv = start_ferryd(env=f.env)
+    f.on(0)
+    a = socket.create_connection((srv.host, srv.port), 10)
+    b = socket.create_connection((srv.host, srv.port), 10)
+    lines = []
+    for s in (a, b):
+        s.settimeout(10)
+        lines.append(s.makefile("rb").readline())
+        s.close()
+    assert f.fired(0) == 1
+    assert sorted(l[:3] for l in lines) == [b"220", b"421"], lines
+
+
 @pytest.mark.timeout(120)
 def test_a_lost_end_is_reconciled(faults, start_ferryd):
     """A SESSION_END lost on the way (the shim's DROP: reported sent, never sent) leaves a
