@@ -161,7 +161,11 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 		s->flags |= SF_ANONYMOUS;
 		str_copy(s->username, sizeof(s->username), "anonymous");
 	}
-	str_copy(s->cwd, sizeof(s->cwd), "/");
+	if (session_set_cwd(s, "/") < 0) {
+		session_reply(s, R_421_CLOSING, "Out of memory; try again later.");
+		session_close_after_flush(s, "out of memory");
+		return;
+	}
 	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
 		 LOG_Q(s->username), anonymous ? " (anonymous)" : "");
 	report(s, MSG_LOGIN_OK); /* no longer counts as waiting to log in */

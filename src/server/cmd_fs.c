@@ -48,7 +48,10 @@ static void change_dir(struct session *s, const char *arg)
 		session_reply_errno(s, rc, "Failed to change directory");
 		return;
 	}
-	str_copy(s->cwd, sizeof(s->cwd), path);
+	if (session_set_cwd(s, path) < 0) {
+		session_reply_errno(s, -ENOMEM, "Failed to change directory");
+		return;
+	}
 	session_reply(s, R_250_FILE_ACTION_OK, "Directory successfully changed.");
 }
 
@@ -112,8 +115,10 @@ void cmd_rnfr(struct session *s, const char *arg)
 		session_reply_errno(s, rc, "RNFR command failed");
 		return;
 	}
-	str_copy(s->rnfr, sizeof(s->rnfr), path);
-	s->flags |= SF_HAVE_RNFR;
+	if (session_set_rnfr(s, path) < 0) {
+		session_reply_errno(s, -ENOMEM, "RNFR command failed");
+		return;
+	}
 	session_reply(s, R_350_PENDING, "Ready for RNTO.");
 }
 
@@ -123,16 +128,18 @@ void cmd_rnto(struct session *s, const char *arg)
 		session_reply(s, R_503_BAD_SEQUENCE, "RNFR required first.");
 		return;
 	}
-	s->flags &= ~SF_HAVE_RNFR;
+	char from[VPATH_MAX];
+	str_copy(from, sizeof(from), s->rnfr);
+	session_forget_rnfr(s);
 	char path[VPATH_MAX];
 	if (!session_need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
 		return;
-	int rc = vfs_rename(s->root_fd, s->rnfr, path);
+	int rc = vfs_rename(s->root_fd, from, path);
 	if (rc < 0) {
 		session_reply_errno(s, rc, "Rename failed");
 		return;
 	}
-	log_info("session %llu rename from=%s to=%s", (unsigned long long)s->id, LOG_Q(s->rnfr),
+	log_info("session %llu rename from=%s to=%s", (unsigned long long)s->id, LOG_Q(from),
 		 LOG_Q(path));
 	session_reply(s, R_250_FILE_ACTION_OK, "Rename successful.");
 }

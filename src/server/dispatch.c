@@ -68,8 +68,8 @@ void dispatch_line(struct session *s, const char *line, size_t len)
 		return;
 	}
 	/* RFC 959 s.4.1.3: RNTO must come right after RNFR. */
-	if (c->handler != cmd_rnto)
-		s->flags &= ~SF_HAVE_RNFR;
+	if (c->handler != cmd_rnto && (s->flags & SF_HAVE_RNFR))
+		session_forget_rnfr(s);
 
 	if ((c->flags & NEED_LOGIN) && !(s->flags & SF_LOGGED_IN)) {
 		session_reply(s, R_530_NOT_LOGGED_IN, "Please login with USER and PASS.");

@@ -49,6 +49,15 @@ struct session *session_find(struct server *srv, uint64_t id)
 	return s;
 }
 
+static void drop_parser(struct session *s)
+{
+	if (s->parser == NULL)
+		return;
+	explicit_bzero(s->parser, sizeof(*s->parser)); /* it may hold a PASS line */
+	free(s->parser);
+	s->parser = NULL;
+}
+
 static void free_session(struct session *s)
 {
 	struct server *srv = s->srv;
@@ -71,6 +80,9 @@ static void free_session(struct session *s)
 		bufferevent_free(s->sock);
 	if (s->root_fd >= 0)
 		close(s->root_fd);
+	drop_parser(s);
+	free(s->cwd);
+	free(s->rnfr);
 	TAILQ_REMOVE(&srv->sessions, s, link);
 	srv->n_sessions--;
 	uint64_t id = s->id;
@@ -229,7 +241,7 @@ void session_reply_errno(struct session *s, int rc, const char *what)
 
 int session_path(struct session *s, const char *arg, char *out)
 {
-	int rc = path_resolve(s->cwd, arg, strlen(arg), out, VPATH_MAX);
+	int rc = path_resolve(s->cwd != NULL ? s->cwd : "/", arg, strlen(arg), out, VPATH_MAX);
 	if (rc == FERR_INVALID) {
 		session_reply(s, R_553_BAD_NAME, "File name not allowed.");
 		return -1;
@@ -291,7 +303,7 @@ static void bad_line(struct session *s, const char *why)
 static void run_line(struct session *s)
 {
 	session_touch(s);
-	dispatch_line(s, s->parser.line, s->parser.len);
+	dispatch_line(s, s->parser->line, s->parser->len);
 }
 
 static void process_input(struct session *s)
@@ -307,7 +319,7 @@ static void process_input(struct session *s)
 			break; /* resumed by on_ctl_write when the client reads */
 		if (s->flags & SF_HELD_LINE) {
 			if (busy(s) && !(s->xfer != NULL && s->auth == NULL &&
-					 dispatch_during_transfer(s->parser.line, s->parser.len)))
+					 dispatch_during_transfer(s->parser->line, s->parser->len)))
 				break;
 			s->flags &= ~SF_HELD_LINE;
 			run_line(s);
@@ -316,9 +328,20 @@ static void process_input(struct session *s)
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			break;
+		if (s->parser == NULL) {
+			if ((s->parser = malloc(sizeof(*s->parser))) == NULL) {
+				session_close(s, "out of memory"); /* deferred: SF_PROCESSING */
+				break;
+			}
+			cmd_parser_init(s->parser);
+		}
 		size_t used = 0;
-		enum cmd_status st = cmd_parser_feed(&s->parser, v.iov_base, v.iov_len, &used);
+		enum cmd_status st = cmd_parser_feed(s->parser, v.iov_base, v.iov_len, &used);
 		evbuffer_drain(in, used);
+		if (st == CMD_AGAIN)
+			s->flags |= SF_MID_LINE; /* it consumed bytes without ending a line */
+		else
+			s->flags &= ~SF_MID_LINE;
 		switch (st) {
 		case CMD_AGAIN:
 			break;
@@ -334,6 +357,8 @@ static void process_input(struct session *s)
 		}
 	}
 	s->flags &= ~SF_PROCESSING;
+	if (!(s->flags & (SF_HELD_LINE | SF_MID_LINE)))
+		drop_parser(s);
 	if (s->flags & SF_CLOSE_NOW)
 		session_close(s, s->close_why);
 }
@@ -449,8 +474,9 @@ int session_start_tls(struct session *s)
 		return -1;
 	struct evbuffer *in = bufferevent_get_input(s->sock);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	cmd_parser_init(&s->parser);
-	s->flags &= ~SF_HELD_LINE;
+	if (s->parser != NULL)
+		cmd_parser_init(s->parser);
+	s->flags &= ~(SF_HELD_LINE | SF_MID_LINE);
 	tls_id_new(&s->tls_id);
 	struct bufferevent *f = tls_filter_accept(s->srv->tls, s->sock, &s->tls_id);
 	if (f == NULL)
@@ -468,6 +494,32 @@ void session_clear_control(struct session *s)
 	s->flags |= SF_CCC;
 }
 
+int session_set_cwd(struct session *s, const char *path)
+{
+	char *copy = strdup(path);
+	if (copy == NULL)
+		return -ENOMEM;
+	free(s->cwd);
+	s->cwd = copy;
+	return 0;
+}
+
+int session_set_rnfr(struct session *s, const char *path)
+{
+	session_forget_rnfr(s);
+	if ((s->rnfr = strdup(path)) == NULL)
+		return -ENOMEM;
+	s->flags |= SF_HAVE_RNFR;
+	return 0;
+}
+
+void session_forget_rnfr(struct session *s)
+{
+	free(s->rnfr);
+	s->rnfr = NULL;
+	s->flags &= ~SF_HAVE_RNFR;
+}
+
 struct session *session_new(struct server *srv, int fd, uint64_t id, bool implicit_tls)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -480,8 +532,6 @@ struct session *session_new(struct server *srv, int fd, uint64_t id, bool implic
 	s->root_fd = -1;
 	s->mlst_facts = FACT_ALL;
 	s->type_ascii = true; /* RFC 959 s.3.1.1.5: the default representation type */
-	str_copy(s->cwd, sizeof(s->cwd), "/");
-	cmd_parser_init(&s->parser);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, link);
 	s->id_next = srv->by_id[id % SESSION_ID_BUCKETS];
 	srv->by_id[id % SESSION_ID_BUCKETS] = s;

@@ -77,6 +77,7 @@ enum session_flags {
 	SF_TLS_USED = 1 << 15,      /* AUTH TLS or implicit TLS happened (stays after CCC) */
 	SF_QUIT_PENDING = 1 << 16,  /* QUIT came during a transfer: 221 once it ends */
 	SF_END_REPORTED = 1 << 17,  /* the master has been told the session ended */
+	SF_MID_LINE = 1 << 18,      /* the parser holds part of a line */
 };
 
 struct session {
@@ -94,7 +95,12 @@ struct session {
 	unsigned flags;
 	char close_why[64];
 
-	struct cmd_parser parser;
+	/*
+	 * Taken when a command comes in and given back once it has run and no other is part
+	 * read or waiting: an idle session holds no line buffer (CMD_LINE_MAX), nor the
+	 * last line it read (a PASS among them).
+	 */
+	struct cmd_parser *parser;
 	unsigned bad_commands;
 	struct event *timer;            /* login and idle time-outs */
 
@@ -105,12 +111,12 @@ struct session {
 	struct event *delay_timer;      /* a failed login's delay */
 	unsigned perms;
 	int root_fd;                    /* O_PATH descriptor of the user's root, -1 before login */
-	char cwd[VPATH_MAX];
+	char *cwd;                      /* the working directory (from login on), exactly sized */
 
 	/* transfer parameters */
 	bool type_ascii;
 	uint64_t rest;                  /* REST offset for the next transfer */
-	char rnfr[VPATH_MAX];
+	char *rnfr;                     /* RNFR's path while SF_HAVE_RNFR, else NULL */
 	unsigned mlst_facts;
 	char client_name[64];           /* from CLNT, for logs */
 
@@ -132,6 +138,15 @@ struct session *session_new(struct server *srv, int fd, uint64_t id, bool implic
 int session_start_tls(struct session *s);
 /* CCC: end the TLS layer once the reply has gone out and the client's close_notify came. */
 void session_clear_control(struct session *s);
+/*
+ * The working directory becomes path (copied to the heap: an idle session holds only what
+ * its directory needs, not VPATH_MAX).  Returns 0, or -ENOMEM with the old one kept.
+ */
+int session_set_cwd(struct session *s, const char *path);
+/* Keep path as the pending RNFR.  Returns 0, or -ENOMEM (then no RNFR is pending). */
+int session_set_rnfr(struct session *s, const char *path);
+/* No RNFR is pending any more. */
+void session_forget_rnfr(struct session *s);
 /* The session with this id (from the master's messages), or NULL when it has gone. */
 struct session *session_find(struct server *srv, uint64_t id);
 /* Close at once: frees everything, tells the master. */
