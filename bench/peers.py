@@ -37,6 +37,7 @@ import argparse
 import os
 import re
 import resource
+import select
 import shutil
 import socket
 import statistics
@@ -222,7 +223,12 @@ def splice_to_null(d):
             pass
         n = 0
         while True:
-            k = os.splice(d.fileno(), w, MIB)
+            try:
+                k = os.splice(d.fileno(), w, MIB)
+            except BlockingIOError:     # the socket has a timeout, so is non-blocking
+                if not select.select([d], [], [], 120)[0]:
+                    raise Fail("RETR: no data in 120 s") from None
+                continue
             if not k:
                 return n
             n += k
@@ -831,6 +837,8 @@ def main():
                         results.setdefault((scen, fig), {}).setdefault(srv.name, {})[rnd] = v
                     log(f"round {rnd} {scen:<6} {srv.name:<10} " +
                         ", ".join(f"{f} {fmt(v)}" for f, v in figs.items()) + f"  [{time.monotonic() - t0:.1f} s]")
+                    # Orphaned session processes come to us (subreaper): collect them.
+                    ref.reap_orphans({s.pid for s in started})
                     if not srv.server.alive():
                         failures.append(f"round {rnd} {scen} {srv.name}: the server exited")
     finally:
