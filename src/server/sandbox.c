@@ -358,8 +358,8 @@ static const int worker_calls[] = {
 	/* descriptors and sockets (socket and ioctl: worker_rules) */
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
 	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(sendfile), SCMP_SYS(close),
-	SCMP_SYS(fcntl), SCMP_SYS(pipe2), SCMP_SYS(lseek), SCMP_SYS(connect), SCMP_SYS(bind),
-	SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(getsockname),
+	SCMP_SYS(splice), SCMP_SYS(fcntl), SCMP_SYS(pipe2), SCMP_SYS(lseek), SCMP_SYS(connect),
+	SCMP_SYS(bind), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(getsockname),
 	SCMP_SYS(getpeername),
 	/* the event loop and time (the clocks are system calls only where the vDSO is not) */
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_ctl), SCMP_SYS(getrandom),

@@ -1,13 +1,15 @@
 /*
  * transfer.c: the data pumps.  Binary downloads go out with sendfile(2) (libevent writes
- * evbuffer file segments that way); TYPE A and listings through a producer.  Uploads in
- * the clear are read straight from the socket into one buffer of the worker and written
- * to the file (no bufferevent: see on_plain_upload); over TLS they are written from the
- * TLS bufferevent's input with writev(2).
+ * evbuffer file segments that way); TYPE A and listings through a producer.  Binary
+ * uploads in the clear are moved from the socket into the file with splice(2) through a
+ * pipe of the worker, never copied into user space; TYPE A ones, and files splice cannot
+ * write (O_APPEND), are read into one buffer of the worker and written (no bufferevent:
+ * see on_plain_upload).  Over TLS they are written from the worker's buffer (on_tls_upload).
  */
 #include "server/transfer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netinet/in.h>
@@ -46,6 +48,13 @@
  * one thread, and nothing is left in it between calls.
  */
 static uint8_t upload_buf[UPLOAD_BUF];
+/*
+ * The worker's pipe for spliced uploads, made at the first one ([0] reads, [1] writes).
+ * Like upload_buf, it is empty whenever a callback returns: bytes in it belong to the
+ * transfer that put them there and to no other.
+ */
+static int upload_pipe[2] = { -1, -1 };
+static size_t upload_pipe_size;
 /* A TLS binary download reads the file this much at a time. */
 #define OUT_BUF (256 * 1024)
 
@@ -65,6 +74,7 @@ struct transfer {
 	bool produced_all;     /* the producer is done */
 	bool passive;
 	bool complete;         /* ended in 226 */
+	bool no_splice;        /* a clear binary upload that reads and writes (O_APPEND) */
 	uint64_t queued;       /* bytes handed to the output buffer */
 	uint64_t written;      /* upload bytes written to the file (after TYPE A conversion) */
 	struct timespec start;
@@ -446,15 +456,88 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void upload_done(struct transfer *t);
 
+/* The worker's upload pipe, made at the first spliced upload.  Returns 0 or -errno. */
+static int upload_pipe_ready(void)
+{
+	if (upload_pipe[0] >= 0)
+		return 0;
+	if (pipe2(upload_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		upload_pipe[0] = upload_pipe[1] = -1;
+		return -errno;
+	}
+	/* A pipe of the default 64 KiB would take four splices where one does. */
+	int size = fcntl(upload_pipe[1], F_SETPIPE_SZ, UPLOAD_BUF);
+	if (size < 0)
+		size = fcntl(upload_pipe[1], F_GETPIPE_SZ);
+	upload_pipe_size = size > 0 && size < UPLOAD_BUF ? (size_t)size : UPLOAD_BUF;
+	return 0;
+}
+
+/* Throw away what a failed write left in the pipe: the next upload must find it empty. */
+static void empty_pipe(void)
+{
+	for (;;) {
+		ssize_t n = read(upload_pipe[0], upload_buf, UPLOAD_BUF);
+		if (n > 0 || (n < 0 && errno == EINTR))
+			continue;
+		return;
+	}
+}
+
+/* The n bytes in the pipe go to the file through upload_buf (O_APPEND files). */
+static int copy_from_pipe(struct transfer *t, size_t n)
+{
+	while (n > 0) {
+		ssize_t m = read(upload_pipe[0], upload_buf, n < UPLOAD_BUF ? n : UPLOAD_BUF);
+		if (m < 0 && errno == EINTR)
+			continue;
+		int rc = m > 0 ? write_file(t, upload_buf, (size_t)m) : m < 0 ? -errno : -EIO;
+		if (rc < 0) {
+			empty_pipe();
+			return rc;
+		}
+		n -= (size_t)m;
+	}
+	return 0;
+}
+
+/*
+ * Move the n bytes waiting in the pipe into the file, counting every byte that reaches it.
+ * Returns 0, or -errno with the rest thrown away (the file has what it has, for REST).
+ */
+static int pipe_to_file(struct transfer *t, size_t n)
+{
+	while (n > 0) {
+		ssize_t m = splice(upload_pipe[0], NULL, t->spec.file_fd, NULL, n, SPLICE_F_MOVE);
+		if (m > 0) {
+			t->written += (uint64_t)m;
+			n -= (size_t)m;
+			continue;
+		}
+		if (m < 0 && errno == EINTR)
+			continue;
+		if (m < 0 && errno == EINVAL) {
+			/* A file system that splice cannot write to: copy from now on. */
+			t->no_splice = true;
+			return copy_from_pipe(t, n);
+		}
+		int rc = m < 0 ? -errno : -EIO;
+		empty_pipe();
+		return rc;
+	}
+	return 0;
+}
+
 /*
  * A clear upload's socket is readable (or the data time-out passed: the event is
  * persistent, so the time-out restarts whenever data comes).  Not a bufferevent: libevent
  * 2.1 reads at most 16 KiB a call (EVBUFFER_MAX_READ), with an ioctl(FIONREAD), a readv
- * and an epoll_wait each time; here a wake-up costs a read and a write for each 256 KiB.
+ * and an epoll_wait each time.  Here a wake-up moves up to UPLOAD_READS pieces of 256 KiB,
+ * each with two splices (socket to pipe, pipe to file: the bytes are copied once, by the
+ * kernel, instead of into upload_buf and out again), or a read and a write for TYPE A.
  */
 static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 {
-	uint8_t *buf = upload_buf;
 	struct transfer *t = arg;
 	if (what & EV_TIMEOUT) {
 		log_stopped(t, "data connection", ETIMEDOUT);
@@ -462,11 +545,19 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (int i = 0; i < UPLOAD_READS; i++) {
-		ssize_t n = read(fd, buf, UPLOAD_BUF);
+		bool spliced = !t->spec.ascii && !t->no_splice && upload_pipe_ready() == 0;
+		size_t want = spliced ? upload_pipe_size : UPLOAD_BUF;
+		ssize_t n = spliced ? splice(fd, NULL, upload_pipe[1], NULL, want,
+					     SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
+				    : read(fd, upload_buf, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		if (n < 0 && spliced && errno == EINVAL) {
+			t->no_splice = true; /* not a socket splice can read: read it */
+			continue;
+		}
 		if (n < 0) {
 			log_stopped(t, "data connection", errno);
 			finish(t, R_426_TRANSFER_ABORTED, "Data connection broken; transfer aborted.");
@@ -476,13 +567,13 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 			upload_done(t);
 			return;
 		}
-		int rc = store(t, buf, (size_t)n);
+		int rc = spliced ? pipe_to_file(t, (size_t)n) : store(t, upload_buf, (size_t)n);
 		if (rc < 0) {
 			upload_failed(t, rc);
 			return;
 		}
-		if ((size_t)n < UPLOAD_BUF)
-			return; /* the socket is empty: spare the read that would say EAGAIN */
+		if ((size_t)n < want)
+			return; /* the socket is empty: spare the call that would say EAGAIN */
 	}
 }
 

@@ -12,7 +12,8 @@
  * CALLS   one or more of read readv recv recvfrom recvmsg write writev pwrite pwritev send
  *         sendto sendmsg sendfile splice copy_file_range accept accept4, separated by ','.
  *         libevent's listeners call accept4; its bufferevents readv, writev and sendfile;
- *         ferryd's clear uploads read and write; the master-worker channel sendmsg/recvmsg.
+ *         ferryd's clear binary uploads splice (socket to pipe, pipe to file), TYPE A ones
+ *         read and write; the master-worker channel sendmsg/recvmsg.
  * ACTION  an errno name (EAGAIN, EMFILE, ENFILE, ENOSPC, EDQUOT, EIO, ECONNRESET, EPIPE, ...)
  *         or number: the call does nothing and fails with it.
  *         SHORT: the call moves at most max= bytes (default: half of what it was asked,
@@ -31,8 +32,9 @@
  *   count=N      act at most N times, then let everything pass.
  *   max=BYTES    the bytes a SHORT call moves.
  *   fdtype=T,... the descriptor is one of: reg dir fifo chr sock unix seqpacket stream dgram
- *                tcp tcp4 tcp6 (for sendfile, splice and copy_file_range: the output one;
- *                for accept: the listener).
+ *                tcp tcp4 tcp6 (for sendfile and copy_file_range: the output one; for
+ *                splice: the end that is not a pipe, else the output; for accept: the
+ *                listener).
  *   lport=A[-B]  the socket's local port is in A-B (a data connection: set pasv_ports).
  *   rport=A[-B]  its peer's port is in A-B.
  *   path=SUBSTR  the file was opened (open, openat, syscall(SYS_openat2)) with a name that
@@ -729,11 +731,14 @@ ssize_t sendfile64(int out, int in, off64_t *off, size_t count)
 #undef CALL
 }
 
+/* Judged by the end that is not a pipe: the socket of socket-to-pipe, the file of pipe-to-file. */
 ssize_t splice(int in, off64_t *in_off, int out, off64_t *out_off, size_t count, unsigned flags)
 {
 	RESOLVE(splice);
+	struct stat st;
+	int judged = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode) ? in : out;
 #define CALL(n) real_splice(in, in_off, out, out_off, n, flags)
-	BUFFER_CALL(C_SPLICE, out, count, CALL);
+	BUFFER_CALL(C_SPLICE, judged, count, CALL);
 #undef CALL
 }
 

@@ -106,7 +106,7 @@ def session_still_works(c, name, content):
 def failed_write(faults, start_ferryd, tmp_path, err, code):
     """An upload whose file write fails with err after a byte count no buffer size divides."""
     mark = 1_000_003
-    f = faults(f"write:{err}:after={mark}:path=full.bin")
+    f = faults(f"write,splice:{err}:after={mark}:path=full.bin")
     xl = tmp_path / "xferlog"
     srv = start_ferryd("--anon-permissions", "all", "--xferlog", xl, env=f.env)
     data = pattern(3_000_000)
@@ -133,7 +133,7 @@ def test_disk_error_answers_451_keeps_the_bytes_written_and_the_session(faults, 
 
 
 def test_short_writes_are_retried_byte_exact(faults, start_ferryd, tmp_path):
-    f = faults("write:SHORT:max=1000:path=short")
+    f = faults("write,splice:SHORT:max=1000:path=short")
     xl = tmp_path / "xferlog"
     srv = start_ferryd("--anon-permissions", "all", "--xferlog", xl, env=f.env)
     data = pattern(2_000_000, seed=3)
@@ -187,7 +187,7 @@ def test_tls_uploads_retry_short_writes_and_stop_at_a_full_disk(faults, start_fe
 def test_reset_during_upload_answers_426_keeps_what_arrived(faults, start_ferryd, tmp_path):
     port = free_port()
     mark = 300_007
-    f = faults(f"read,readv,recv:ECONNRESET:after={mark}:fdtype=tcp:lport={port}")
+    f = faults(f"read,readv,recv,splice:ECONNRESET:after={mark}:fdtype=tcp:lport={port}")
     xl = tmp_path / "xferlog"
     srv = start_ferryd("--anon-permissions", "all", "--xferlog", xl, "--pasv-ports", f"{port}-{port}",
                        env=f.env)
