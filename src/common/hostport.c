@@ -390,3 +390,27 @@ void hostport_ntop(const struct sockaddr_storage *ss, char *out, size_t outsz)
 	/* Too small an out gets an empty string rather than a truncated, wrong address. */
 	(void)str_copy(out, outsz, tmp);
 }
+
+void hostport_addr_set(struct hostport_addr *a, const struct sockaddr_storage *ss)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET)
+		memcpy(&a->in, ss, sizeof(a->in));
+	else if (ss->ss_family == AF_INET6)
+		memcpy(&a->in6, ss, sizeof(a->in6));
+	else
+		a->family = AF_UNSPEC;
+}
+
+struct sockaddr_storage hostport_addr_get(const struct hostport_addr *a)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (a->family == AF_INET)
+		memcpy(&ss, &a->in, sizeof(a->in));
+	else if (a->family == AF_INET6)
+		memcpy(&ss, &a->in6, sizeof(a->in6));
+	else
+		ss.ss_family = AF_UNSPEC;
+	return ss;
+}

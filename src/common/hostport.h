@@ -66,4 +66,21 @@ void hostport_unmap(struct sockaddr_storage *ss);
 /* "a.b.c.d" or "::1" (no port) into out; always NUL-terminated. */
 void hostport_ntop(const struct sockaddr_storage *ss, char *out, size_t outsz);
 
+/*
+ * An IPv4 or IPv6 address and port in the 28 bytes they need, where a sockaddr_storage
+ * takes 128: what records kept for a connection's whole life hold (a session's two
+ * addresses, the master's record of each connection), which at 10,000 sessions is memory
+ * that counts.  Anything else is kept as family AF_UNSPEC.
+ */
+struct hostport_addr {
+	union {
+		sa_family_t family;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	};
+};
+
+void hostport_addr_set(struct hostport_addr *a, const struct sockaddr_storage *ss);
+struct sockaddr_storage hostport_addr_get(const struct hostport_addr *a);
+
 #endif

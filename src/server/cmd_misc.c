@@ -16,9 +16,10 @@
 
 void cmd_clnt(struct session *s, const char *arg)
 {
-	str_copy(s->client_name, sizeof(s->client_name), arg);
-	log_info("session %llu client software: clnt=%s", (unsigned long long)s->id,
-		 LOG_Q(s->client_name));
+	/* Only logged: an idle session keeps no copy. */
+	char name[64];
+	str_copy(name, sizeof(name), arg);
+	log_info("session %llu client software: clnt=%s", (unsigned long long)s->id, LOG_Q(name));
 	session_reply(s, R_200_OK, "Noted.");
 }
 

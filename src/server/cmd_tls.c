@@ -129,6 +129,6 @@ bool tls_transfer_allowed(struct session *s)
 
 bool tls_cert_names_user(const struct session *s)
 {
-	return s->srv->cfg->tls_cert_login && (s->flags & SF_TLS) && s->cert_cn[0] != '\0' &&
+	return s->srv->cfg->tls_cert_login && (s->flags & SF_TLS) && s->cert_cn != NULL &&
 	       strcmp(s->cert_cn, s->username) == 0;
 }

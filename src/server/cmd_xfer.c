@@ -63,7 +63,7 @@ void cmd_epsv(struct session *s, const char *arg)
 		session_reply(s, R_200_OK, "EPSV ALL ok: only EPSV from now on.");
 		return;
 	}
-	const char *mine = s->local.ss_family == AF_INET6 ? "2" : "1";
+	const char *mine = s->local.family == AF_INET6 ? "2" : "1";
 	if (strcmp(arg, "1") == 0 || strcmp(arg, "2") == 0) {
 		if (strcmp(arg, mine) != 0) {
 			session_replyf(s, R_522_BAD_PROTOCOL,

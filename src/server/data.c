@@ -176,7 +176,7 @@ static void arm_timer(struct data_chan *d)
  */
 void data_passive(struct session *s, bool extended)
 {
-	if (!extended && s->local.ss_family != AF_INET) {
+	if (!extended && s->local.family != AF_INET) {
 		session_reply(s, R_425_CANT_OPEN_DATA,
 			      "PASV works with IPv4 only; use EPSV on IPv6.");
 		return;
@@ -195,8 +195,8 @@ void data_passive(struct session *s, bool extended)
 	m.seq = d->seq;
 	m.port_min = cfg->pasv_ports.min;
 	m.port_max = cfg->pasv_ports.max;
-	m.local = s->local;
-	m.peer = s->peer;
+	m.local = session_local(s);
+	m.peer = session_peer(s);
 	int rc = s->srv->master != NULL ? send_PASV_OPEN(s->srv->master, &m, -1) : -EPIPE;
 	if (rc < 0) {
 		log_warn("session %llu: cannot ask the master for a passive port: %s",
@@ -218,7 +218,8 @@ static void reply_passive(struct session *s, struct data_chan *d, const struct i
 	if (d->extended) {
 		rc = hostport_format_epsv(&b, d->port);
 	} else {
-		struct in_addr addr = pasv_announce(s->srv->cfg, &s->peer, &s->local, resolved);
+		struct sockaddr_storage peer = session_peer(s), local = session_local(s);
+		struct in_addr addr = pasv_announce(s->srv->cfg, &peer, &local, resolved);
 		rc = hostport_format_pasv(&b, &addr, d->port);
 	}
 	if (rc < 0) {
@@ -294,16 +295,16 @@ static bool is_unspecified(const struct sockaddr_storage *a)
 
 void data_active(struct session *s, const struct sockaddr_storage *target)
 {
-	struct sockaddr_storage t = *target;
+	struct sockaddr_storage t = *target, peer = session_peer(s);
 	hostport_unmap(&t);
-	if (is_unspecified(&t) && t.ss_family == s->peer.ss_family) {
+	if (is_unspecified(&t) && t.ss_family == peer.ss_family) {
 		/* lftp sends "EPRT |2|::|port|": the unspecified address means the client itself. */
 		uint16_t port = hostport_get_port(&t);
-		t = s->peer;
+		t = peer;
 		hostport_set_port(&t, port);
 	}
 	/* FTP bounce protection (RFC 2577): only the client itself, only unprivileged ports. */
-	if (!hostport_same_host(&t, &s->peer)) {
+	if (!hostport_same_host(&t, &peer)) {
 		char who[64];
 		hostport_ntop(&t, who, sizeof(who));
 		log_warn_limited(&s->srv->rl_port_refused,
@@ -386,7 +387,7 @@ static int start_connect(int fd, const struct sockaddr_storage *target)
 static int active_connect(struct session *s, const struct data_chan *d, const char **why)
 {
 	const struct config *cfg = s->srv->cfg;
-	struct sockaddr_storage from = s->local;
+	struct sockaddr_storage from = session_local(s);
 	*why = "cannot create the data socket";
 	if (from.ss_family != d->target.ss_family)
 		return -EAFNOSUPPORT;

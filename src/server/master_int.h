@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "common/hostport.h"
 #include "server/channel.h"
 #include "server/config.h"
 #include "server/data_refusal.h"
@@ -49,7 +50,7 @@ struct worker_slot {
 struct conn_rec {
 	uint64_t id;
 	unsigned worker;
-	struct sockaddr_storage addr;
+	struct hostport_addr addr;  /* compact: one record per connection (hostport.h) */
 	struct conn_rec *next;
 	uint64_t since_ms;      /* accepted, on the monotonic clock */
 	uint32_t sync_gen;      /* see worker_slot */

@@ -116,7 +116,8 @@ static void ban_begins(struct master *m, const struct sockaddr_storage *a,
 	struct conn_rec *c, *next;
 	for (c = TAILQ_FIRST(&m->unauth); c != NULL; c = next) {
 		next = TAILQ_NEXT(c, unauth_link);
-		if (hostport_same_host(&c->addr, &addr))
+		struct sockaddr_storage c_addr = hostport_addr_get(&c->addr);
+		if (hostport_same_host(&c_addr, &addr))
 			close_unauth(m, c, EACCES);
 	}
 }
@@ -135,9 +136,10 @@ void login_failed(struct master *m, unsigned slot, uint64_t id)
 	uint64_t now = master_now_ms();
 	if (r != NULL) {
 		unauth_checking(m, r, false);
-		throttle_failure(m->throttle, &p, &r->addr, now, &v);
+		struct sockaddr_storage addr = hostport_addr_get(&r->addr);
+		throttle_failure(m->throttle, &p, &addr, now, &v);
 		if (v.ban_started)
-			ban_begins(m, &r->addr, &v, now, p.ban_time);
+			ban_begins(m, &addr, &v, now, p.ban_time);
 		else if (v.banned && r->unauth)
 			close_unauth(m, r, EACCES); /* its check was in flight when the ban began */
 		throttle_sweep(m);

@@ -22,7 +22,10 @@ void answer_pasv(struct master *m, unsigned slot, const struct msg_pasv_open *re
 	const struct conn_rec *r = rec_owned(m, req->id, slot);
 	int rc = -EPERM;
 	uint16_t port = 0;
-	if (r != NULL && hostport_same_host(&r->addr, &req->peer))
+	struct sockaddr_storage addr;
+	if (r != NULL)
+		addr = hostport_addr_get(&r->addr);
+	if (r != NULL && hostport_same_host(&addr, &req->peer))
 		rc = pasv_broker_open(m->broker, slot, req->id, req->seq, &req->local, &req->peer,
 				      req->port_min, req->port_max, &port);
 	if (rc < 0)

@@ -89,7 +89,7 @@ int rec_add(struct master *m, uint64_t id, unsigned worker, const struct sockadd
 	(*pp)->n++;
 	r->id = id;
 	r->worker = worker;
-	r->addr = *a;
+	hostport_addr_set(&r->addr, a);
 	r->since_ms = master_now_ms();
 	r->next = m->recs[id % REC_BUCKETS];
 	m->recs[id % REC_BUCKETS] = r;
@@ -120,7 +120,8 @@ static void rec_unlink(struct master *m, struct conn_rec **pp)
 	struct conn_rec *r = *pp;
 	*pp = r->next;
 	unauth_forget(m, r);
-	struct addr_count **ap = addr_find(m, &r->addr);
+	struct sockaddr_storage addr = hostport_addr_get(&r->addr);
+	struct addr_count **ap = addr_find(m, &addr);
 	if (*ap != NULL && --(*ap)->n == 0) {
 		struct addr_count *c = *ap;
 		*ap = c->next;
@@ -189,7 +190,8 @@ void evict_unauth(struct master *m)
 			return;
 		}
 		char who[64];
-		hostport_ntop(&r->addr, who, sizeof(who));
+		struct sockaddr_storage addr = hostport_addr_get(&r->addr);
+		hostport_ntop(&addr, who, sizeof(who));
 		log_warn_limited(&m->log_evict,
 				 "closing session %llu of %s: idle for %llu s without logging in, "
 				 "the longest of %u such sessions (max_unauthenticated)",

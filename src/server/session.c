@@ -83,6 +83,7 @@ static void free_session(struct session *s)
 	drop_parser(s);
 	free(s->cwd);
 	free(s->rnfr);
+	free(s->cert_cn);
 	TAILQ_REMOVE(&srv->sessions, s, link);
 	srv->n_sessions--;
 	uint64_t id = s->id;
@@ -111,7 +112,7 @@ void session_close(struct session *s, const char *why)
 {
 	if (s->flags & SF_PROCESSING) {
 		if (!(s->flags & SF_CLOSE_NOW))
-			str_copy(s->close_why, sizeof(s->close_why), why);
+			s->close_why = why;
 		s->flags |= SF_CLOSE_NOW;
 		return;
 	}
@@ -141,7 +142,7 @@ static void close_when_flushed(struct session *s)
 void session_close_after_flush(struct session *s, const char *why)
 {
 	if (!(s->flags & SF_CLOSING))
-		str_copy(s->close_why, sizeof(s->close_why), why);
+		s->close_why = why;
 	s->flags |= SF_CLOSING;
 	transfer_free(s);
 	data_free(s);
@@ -405,15 +406,17 @@ static void on_ctl_write(struct bufferevent *bev, void *arg)
 
 static void tls_established(struct session *s)
 {
-	char how[128];
+	char how[128], cn[64];
 	tls_describe(s->ctl, how, sizeof(how));
-	if (!tls_peer_cn(s->ctl, s->cert_cn, sizeof(s->cert_cn)))
-		s->cert_cn[0] = '\0';
+	free(s->cert_cn);
+	/* Kept only when there is one (most clients send none): for a certificate login. */
+	if (!tls_peer_cn(s->ctl, cn, sizeof(cn)))
+		cn[0] = '\0';
+	s->cert_cn = cn[0] != '\0' ? strdup(cn) : NULL;
 	bool joined = tls_joined_identity(s->ctl, &s->tls_id);
 	log_info("session %llu TLS %s%s%s%s", (unsigned long long)s->id, how,
 		 joined ? " (joined the TLS session of an earlier control connection)" : "",
-		 s->cert_cn[0] ? " client certificate CN=" : "",
-		 s->cert_cn[0] ? LOG_Q(s->cert_cn) : "");
+		 cn[0] != '\0' ? " client certificate CN=" : "", cn[0] != '\0' ? LOG_Q(cn) : "");
 }
 
 /* After CCC: the client's close_notify came; commands are in the clear from here on. */
@@ -448,7 +451,7 @@ static void on_ctl_event(struct bufferevent *bev, short what, void *arg)
 		log_info("session %llu: TLS on the control connection: %s", (unsigned long long)s->id,
 			 why);
 		/* Let the alert that OpenSSL queued reach the client (protocol_version, ...). */
-		str_copy(s->close_why, sizeof(s->close_why), "TLS error");
+		s->close_why = "TLS error";
 		s->flags |= SF_CLOSING;
 		struct timeval tv = { .tv_sec = CLOSE_FLUSH_SECONDS, .tv_usec = 0 };
 		evtimer_add(s->timer, &tv);
@@ -537,17 +540,19 @@ struct session *session_new(struct server *srv, int fd, uint64_t id, bool implic
 	srv->by_id[id % SESSION_ID_BUCKETS] = s;
 	srv->n_sessions++;
 
-	socklen_t len = sizeof(s->peer);
+	struct sockaddr_storage peer, local;
 	int one = 1;
-	if (getpeername(fd, (struct sockaddr *)&s->peer, &len) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&s->local, &(socklen_t){ sizeof(s->local) }) < 0) {
+	if (getpeername(fd, (struct sockaddr *)&peer, &(socklen_t){ sizeof(peer) }) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&local, &(socklen_t){ sizeof(local) }) < 0) {
 		close(fd);
 		free_session(s);
 		return NULL;
 	}
-	hostport_unmap(&s->peer);
-	hostport_unmap(&s->local);
-	hostport_ntop(&s->peer, s->peer_str, sizeof(s->peer_str));
+	hostport_unmap(&peer);
+	hostport_unmap(&local);
+	hostport_addr_set(&s->peer, &peer);
+	hostport_addr_set(&s->local, &local);
+	hostport_ntop(&peer, s->peer_str, sizeof(s->peer_str));
 	/* Telnet Synch arrives as urgent data; keep it in line so ABOR is read in order. */
 	setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &one, sizeof(one));
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -16,6 +17,7 @@
 
 #include "common/buf.h"
 #include "common/command.h"
+#include "common/hostport.h"
 #include "common/path.h"
 #include "common/tls.h"
 #include "server/config.h"
@@ -88,12 +90,13 @@ struct session {
 	struct bufferevent *ctl;        /* what commands are read from: plain, or TLS over sock */
 	struct bufferevent *sock;       /* the plain connection (ctl itself without TLS) */
 	struct tls_id tls_id;           /* shared with the data connections (tls.h) */
-	char cert_cn[64];               /* CN of a verified client certificate, or "" */
-	struct sockaddr_storage peer;   /* control connection's peer (IPv4-mapped unmapped) */
-	struct sockaddr_storage local;  /* control connection's local address */
-	char peer_str[64];
+	char *cert_cn;                  /* CN of a verified client certificate, or NULL */
+	/* Compact (hostport.h); session_peer() and session_local() give sockaddr_storage. */
+	struct hostport_addr peer;      /* control connection's peer (IPv4-mapped unmapped) */
+	struct hostport_addr local;     /* control connection's local address */
+	char peer_str[INET6_ADDRSTRLEN];
 	unsigned flags;
-	char close_why[64];
+	const char *close_why;          /* a string literal: every caller passes one */
 
 	/*
 	 * Taken when a command comes in and given back once it has run and no other is part
@@ -118,7 +121,6 @@ struct session {
 	uint64_t rest;                  /* REST offset for the next transfer */
 	char *rnfr;                     /* RNFR's path while SF_HAVE_RNFR, else NULL */
 	unsigned mlst_facts;
-	char client_name[64];           /* from CLNT, for logs */
 
 	struct data_chan *data;         /* PASV/PORT state, or NULL */
 	struct transfer *xfer;          /* the running transfer, or NULL */
@@ -147,9 +149,19 @@ int session_set_cwd(struct session *s, const char *path);
 int session_set_rnfr(struct session *s, const char *path);
 /* No RNFR is pending any more. */
 void session_forget_rnfr(struct session *s);
+static inline struct sockaddr_storage session_peer(const struct session *s)
+{
+	return hostport_addr_get(&s->peer);
+}
+
+static inline struct sockaddr_storage session_local(const struct session *s)
+{
+	return hostport_addr_get(&s->local);
+}
+
 /* The session with this id (from the master's messages), or NULL when it has gone. */
 struct session *session_find(struct server *srv, uint64_t id);
-/* Close at once: frees everything, tells the master. */
+/* Close at once: frees everything, tells the master.  why: a string literal, for the log. */
 void session_close(struct session *s, const char *why);
 /* Flush what is queued, then close (after QUIT or a 421). */
 void session_close_after_flush(struct session *s, const char *why);

@@ -716,7 +716,8 @@ static void data_handshake_done(struct transfer *t)
 {
 	struct session *s = t->s;
 	enum tls_reuse reuse = tls_data_reuse(t->bev);
-	if (reuse != TLS_REUSE_RESUMED && config_reuse_required(s->srv->cfg, &s->peer)) {
+	struct sockaddr_storage peer = session_peer(s);
+	if (reuse != TLS_REUSE_RESUMED && config_reuse_required(s->srv->cfg, &peer)) {
 		refuse_not_resumed(t, reuse);
 		return;
 	}
@@ -817,8 +818,9 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	}
 	bool plain_upload = t->spec.upload && !t->tls;
 	if (t->tls) {
+		struct sockaddr_storage peer = session_peer(s);
 		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id,
-					   config_reuse_required(s->srv->cfg, &s->peer));
+					   config_reuse_required(s->srv->cfg, &peer));
 	} else if (plain_upload) {
 		t->upload_fd = fd;
 		t->io_ev = event_new(s->srv->base, fd, EV_READ | EV_PERSIST, on_plain_upload, t);

@@ -317,6 +317,33 @@ static void test_port_helpers(void **state)
 	assert_string_equal(s, "1.2.3.4");
 }
 
+/* The compact form keeps address, port and IPv6 scope, and nothing else survives. */
+static void test_compact_addr(void **state)
+{
+	struct sockaddr_storage ss, back;
+	struct hostport_addr a;
+	assert_int_equal(hostport_parse_listen("198.18.0.7:2121", &ss), 0);
+	hostport_addr_set(&a, &ss);
+	back = hostport_addr_get(&a);
+	expect_v4(&back, "198.18.0.7", 2121);
+	assert_true(hostport_same_host(&back, &ss));
+
+	assert_int_equal(hostport_parse_listen("[fe80::1]:21", &ss), 0);
+	((struct sockaddr_in6 *)&ss)->sin6_scope_id = 3;
+	hostport_addr_set(&a, &ss);
+	back = hostport_addr_get(&a);
+	expect_v6(&back, "fe80::1", 21);
+	assert_int_equal(((struct sockaddr_in6 *)&back)->sin6_scope_id, 3);
+	assert_memory_equal(&back, &ss, sizeof(struct sockaddr_in6));
+
+	memset(&ss, 0xff, sizeof(ss));
+	ss.ss_family = AF_UNIX;
+	hostport_addr_set(&a, &ss);
+	back = hostport_addr_get(&a);
+	assert_int_equal(back.ss_family, AF_UNSPEC);
+	assert_true(sizeof(struct hostport_addr) <= 28);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +359,7 @@ int main(void)
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_same_host_and_unmap),
 		cmocka_unit_test(test_port_helpers),
+		cmocka_unit_test(test_compact_addr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
