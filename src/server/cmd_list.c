@@ -21,7 +21,9 @@
 #include "server/transfer.h"
 #include "server/vfs.h"
 
-#define ENTRIES_PER_FILL 256
+#define ENTRIES_PER_FILL 1024
+/* Lines are gathered in list_ctx.line and handed to the output this much at a time. */
+#define FILL_CHUNK (64 * 1024)
 #define STAT_MAX_ENTRIES 2000
 
 enum list_format { FMT_LIST, FMT_NLST, FMT_MLSD };
@@ -39,7 +41,7 @@ struct list_ctx {
 	time_t now;
 	char single_name[VPATH_MAX]; /* the file, when a file was named */
 	struct stat single_st;
-	struct buf line;
+	struct buf line;      /* lines not yet in the output */
 };
 
 static void list_ctx_free(void *arg)
@@ -112,18 +114,26 @@ static const char *mlsx_type_of(mode_t mode)
 	return "OS.unix=special";
 }
 
-/* Format one entry into c->line (emptied first). */
+/* NLST's line: the name alone. */
+static int format_name(struct list_ctx *c, const char *name)
+{
+	size_t old = c->line.len;
+	if (buf_append_str(&c->line, name) < 0 || buf_append_str(&c->line, "\r\n") < 0) {
+		c->line.len = old;
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* Append one entry's line to c->line (nothing when it does not fit). */
 static int format_entry(struct list_ctx *c, const char *name, const struct stat *st,
 			const char *mlsx_type)
 {
-	buf_reset(&c->line);
 	struct listing_entry e;
 	to_entry(name, st, &e);
 	switch (c->fmt) {
 	case FMT_NLST:
-		if (buf_append_str(&c->line, name) < 0 || buf_append_str(&c->line, "\r\n") < 0)
-			return -ENAMETOOLONG;
-		return 0;
+		return format_name(c, name);
 	case FMT_LIST:
 		return listing_format_list(&c->line, &e, c->now) < 0 ? -ENAMETOOLONG : 0;
 	case FMT_MLSD: {
@@ -150,23 +160,42 @@ static void follow_in_root(struct list_ctx *c, const char *name, struct stat *st
 		*st = target;
 }
 
+/* What c->line holds goes to the output.  Returns 0 or -ENOMEM. */
+static int flush_lines(struct list_ctx *c, struct evbuffer *out)
+{
+	int rc = c->line.len > 0 ? evbuffer_add(out, c->line.data, c->line.len) : 0;
+	buf_reset(&c->line);
+	return rc < 0 ? -ENOMEM : 0;
+}
+
+/*
+ * Up to ENTRIES_PER_FILL entries into out.  NLST needs names only, so it never stats (an
+ * fstatat per entry was nine tenths of its time); the lines are formatted into one buffer
+ * and reach the output FILL_CHUNK at a time rather than an evbuffer_add per line.
+ */
 static int fill_listing(void *arg, struct evbuffer *out)
 {
 	struct list_ctx *c = arg;
+	buf_reset(&c->line);
 	if (c->dir == NULL) {
 		if (c->single_done)
 			return 1;
 		c->single_done = true;
-		if (format_entry(c, c->single_name, &c->single_st, NULL) == 0)
-			evbuffer_add(out, c->line.data, c->line.len);
+		if (format_entry(c, c->single_name, &c->single_st, NULL) == 0 &&
+		    flush_lines(c, out) < 0)
+			return -ENOMEM;
 		return 1;
 	}
-	int dfd = dirfd(c->dir);
-	for (unsigned i = 0; i < ENTRIES_PER_FILL; i++) {
+	int dfd = dirfd(c->dir), rc = 0;
+	for (unsigned i = 0; i < ENTRIES_PER_FILL && rc == 0; i++) {
+		if (c->line.len >= FILL_CHUNK && flush_lines(c, out) < 0)
+			return -ENOMEM;
 		errno = 0;
 		struct dirent *d = readdir(c->dir);
-		if (d == NULL)
-			return errno != 0 ? -errno : 1;
+		if (d == NULL) {
+			rc = errno != 0 ? -errno : 1;
+			break;
+		}
 		const char *name = d->d_name;
 		/*
 		 * A name holding CR or LF cannot be sent on a line-based listing without
@@ -184,6 +213,10 @@ static int fill_listing(void *arg, struct evbuffer *out)
 		} else if (name[0] == '.' && !c->show_hidden) {
 			continue;
 		}
+		if (c->fmt == FMT_NLST) {
+			(void)format_name(c, name);
+			continue;
+		}
 		if (c->fmt == FMT_MLSD && dotdot && c->at_root)
 			continue; /* the root has no parent the user may see */
 		struct stat st;
@@ -193,10 +226,11 @@ static int fill_listing(void *arg, struct evbuffer *out)
 			continue; /* vanished meanwhile */
 		if (c->fmt == FMT_MLSD && S_ISLNK(st.st_mode))
 			follow_in_root(c, name, &st);
-		if (format_entry(c, name, &st, mlsx_type) == 0)
-			evbuffer_add(out, c->line.data, c->line.len);
+		(void)format_entry(c, name, &st, mlsx_type);
 	}
-	return 0;
+	if (flush_lines(c, out) < 0)
+		return -ENOMEM;
+	return rc;
 }
 
 /* Split "LIST -la path" into options and path. */
@@ -240,7 +274,7 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 	c->now = time(NULL);
 	c->root_fd = s->root_fd;
 	str_copy(c->dir_path, sizeof(c->dir_path), path);
-	buf_init(&c->line, VPATH_MAX + 512);
+	buf_init(&c->line, FILL_CHUNK + VPATH_MAX + 512);
 	int fd = vfs_opendir(s->root_fd, path);
 	if (fd == -ENOTDIR && fmt != FMT_MLSD) {
 		/* LIST and NLST of a file show that file alone. */

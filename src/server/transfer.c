@@ -35,6 +35,11 @@
 /* Refill the output when it falls below LOW; never queue far more than HIGH. */
 #define OUT_LOW (256 * 1024)
 #define OUT_HIGH (1024 * 1024)
+/*
+ * A listing stops producing sooner: its first lines then leave while the next are being
+ * formatted (the client reads them on the other core) instead of after the whole listing.
+ */
+#define LISTING_HIGH (64 * 1024)
 /* Stop reading an upload when this much waits to be written (it never should). */
 #define IN_HIGH (4 * 1024 * 1024)
 #define CHUNK (64 * 1024)
@@ -229,7 +234,8 @@ static void fill_output(struct transfer *t)
 	if (t->tls && !t->verified)
 		return; /* not a byte before the handshake has passed the reuse rule */
 	struct evbuffer *out = bufferevent_get_output(t->bev);
-	while (!t->produced_all && evbuffer_get_length(out) < OUT_HIGH) {
+	size_t high = t->spec.is_listing ? LISTING_HIGH : OUT_HIGH;
+	while (!t->produced_all && evbuffer_get_length(out) < high) {
 		size_t before = evbuffer_get_length(out);
 		int rc = t->spec.fill(t->spec.fill_ctx, out);
 		t->queued += evbuffer_get_length(out) - before;

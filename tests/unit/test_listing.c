@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -70,6 +71,17 @@ static void test_list_old_shows_year(void **state)
 	/* Far in the future: the year too. */
 	e.mtime = utc(2030, 5, 6, 7, 8, 9);
 	expect_list(&e, now, "-rw-r--r--    1 ftp      ftp             1 May 06  2030 old\r\n");
+	/* Before year 0 (a hostile or broken mtime): a negative year, as ls shows it. */
+	e.mtime = (time_t)-62198755200 - 400 * DAY;
+	struct tm tm;
+	assert_non_null(gmtime_r(&e.mtime, &tm));
+	char want[128];
+	snprintf(want, sizeof(want), "-rw-r--r--    1 ftp      ftp             1 %s %02d  %lld old\r\n",
+		 (const char *[]){ "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+				   "Oct", "Nov", "Dec" }[tm.tm_mon],
+		 tm.tm_mday, (long long)tm.tm_year + 1900);
+	assert_true(tm.tm_year + 1900 < 0);
+	expect_list(&e, now, want);
 }
 
 static void test_list_modes(void **state)
