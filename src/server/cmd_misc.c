@@ -30,8 +30,7 @@ void cmd_quit(struct session *s, const char *arg)
 		s->flags |= SF_QUIT_PENDING;
 		return;
 	}
-	session_reply(s, R_221_BYE, "Goodbye.");
-	session_close_after_flush(s, "quit");
+	session_quit(s);
 }
 
 void cmd_syst(struct session *s, const char *arg)

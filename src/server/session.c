@@ -158,11 +158,24 @@ void session_close_after_flush(struct session *s, const char *why)
 		close_when_flushed(s);
 }
 
+/*
+ * A reply in the clear with nothing queued before it is sent at once: one write(2), where
+ * queueing it costs arming the write event, an epoll_wait, a writev and disarming the event
+ * again (two epoll_ctl), three times for every small file a client fetches.  What the
+ * socket does not take, and every error, is left to the bufferevent, which reports it.
+ */
 static void queue_reply(struct session *s, const struct buf *b)
 {
 	if (s->flags & SF_CTL_GONE)
 		return; /* nobody left to read it */
-	if (bufferevent_write(s->ctl, b->data, b->len) < 0)
+	size_t sent = 0;
+	if (s->ctl == s->sock && evbuffer_get_length(bufferevent_get_output(s->ctl)) == 0) {
+		/* The socket is non-blocking and SIGPIPE ignored (worker.c): a plain write. */
+		ssize_t n = write(bufferevent_getfd(s->sock), b->data, b->len);
+		if (n > 0)
+			sent = (size_t)n;
+	}
+	if (sent < b->len && bufferevent_write(s->ctl, b->data + sent, b->len - sent) < 0)
 		session_close(s, "out of memory");
 }
 
@@ -364,11 +377,22 @@ static void process_input(struct session *s)
 		session_close(s, s->close_why);
 }
 
+void session_quit(struct session *s)
+{
+	/*
+	 * The master hears of the end before the client can read the 221 (replies are written
+	 * at once): a client that reconnects right away is not refused by
+	 * max_sessions_per_ip for the session it has just left.
+	 */
+	report_end(s);
+	session_reply(s, R_221_BYE, "Goodbye.");
+	session_close_after_flush(s, "quit");
+}
+
 void session_resume(struct session *s)
 {
 	if ((s->flags & SF_QUIT_PENDING) && s->xfer == NULL && !(s->flags & SF_CLOSING)) {
-		session_reply(s, R_221_BYE, "Goodbye.");
-		session_close_after_flush(s, "quit");
+		session_quit(s);
 		return;
 	}
 	if ((s->flags & SF_CTL_GONE) && !busy(s)) {

@@ -163,6 +163,8 @@ static inline struct sockaddr_storage session_local(const struct session *s)
 struct session *session_find(struct server *srv, uint64_t id);
 /* Close at once: frees everything, tells the master.  why: a string literal, for the log. */
 void session_close(struct session *s, const char *why);
+/* QUIT: tell the master the session ends, reply 221, then close once it has left. */
+void session_quit(struct session *s);
 /* Flush what is queued, then close (after QUIT or a 421). */
 void session_close_after_flush(struct session *s, const char *why);
 

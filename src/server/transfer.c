@@ -14,6 +14,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,7 +73,8 @@ struct transfer {
 	uint8_t *out_buf;          /* a TLS binary download's file data (OUT_BUF bytes) */
 	size_t out_len, out_off;   /* ... held, and already given to OpenSSL */
 	bool out_eof;              /* ... the file has been read to its end */
-	int upload_fd;
+	int sock_fd;               /* the data socket when no bufferevent owns it: clear
+				      uploads, and downloads sent whole by send_at_once */
 	bool connected;
 	bool tls;              /* PROT P: bev is a TLS bufferevent */
 	bool verified;         /* the TLS handshake is over and passed the reuse rule */
@@ -111,8 +113,8 @@ static void release(struct transfer *t)
 		tls_close(t->bev);
 	else if (t->bev != NULL)
 		bufferevent_free(t->bev);
-	if (t->upload_fd >= 0)
-		close(t->upload_fd);
+	if (t->sock_fd >= 0)
+		close(t->sock_fd);
 	if (t->spec.file_fd >= 0)
 		close(t->spec.file_fd);
 	if (t->spec.fill_free != NULL)
@@ -813,6 +815,32 @@ static void discard_input(struct bufferevent *bev, void *arg)
 	evbuffer_drain(in, evbuffer_get_length(in));
 }
 
+/*
+ * A binary download in the clear tries sendfile at once, on a fresh connection whose send
+ * buffer is empty: a small file (most of them) then leaves in that one call and the
+ * transfer ends here, without a bufferevent, a write event, an epoll_wait and the two
+ * epoll_ctl calls around it.  What did not fit goes on through the bufferevent.  Returns
+ * true when the file is all sent.
+ */
+static bool send_at_once(struct transfer *t, int fd)
+{
+	if (t->spec.fill != fill_file_binary)
+		return false;
+	if (t->spec.size == 0)
+		return true;
+	off_t off = (off_t)t->spec.offset;
+	ssize_t n;
+	do {
+		n = sendfile(fd, t->spec.file_fd, &off, (size_t)t->spec.size);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return false; /* EAGAIN, or an error the bufferevent will meet and report */
+	t->queued += (uint64_t)n;
+	t->spec.offset += (uint64_t)n;
+	t->spec.size -= (uint64_t)n;
+	return t->spec.size == 0;
+}
+
 static void on_data_ready(struct session *s, int fd, const char *why)
 {
 	struct transfer *t = s->xfer;
@@ -823,12 +851,21 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 		return;
 	}
 	bool plain_upload = t->spec.upload && !t->tls;
+	clock_gettime(CLOCK_MONOTONIC, &t->start);
+	if (!t->tls && !t->spec.upload && send_at_once(t, fd)) {
+		t->sock_fd = fd;
+		t->connected = true;
+		session_reply(s, R_150_OPENING_DATA, t->spec.opening);
+		finish(t, R_226_CLOSING_DATA,
+		       t->spec.done_text[0] ? t->spec.done_text : "Transfer complete.");
+		return;
+	}
 	if (t->tls) {
 		struct sockaddr_storage peer = session_peer(s);
 		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id,
 					   config_reuse_required(s->srv->cfg, &peer));
 	} else if (plain_upload) {
-		t->upload_fd = fd;
+		t->sock_fd = fd;
 		t->io_ev = event_new(s->srv->base, fd, EV_READ | EV_PERSIST, on_plain_upload, t);
 	} else if ((t->bev = bufferevent_socket_new(s->srv->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		close(fd);
@@ -841,7 +878,6 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	if (!t->tls && truncate_for_store(t) < 0)
 		return;
 	t->connected = true;
-	clock_gettime(CLOCK_MONOTONIC, &t->start);
 	session_reply(s, R_150_OPENING_DATA, t->spec.opening);
 
 	struct timeval tv = { .tv_sec = s->srv->cfg->data_timeout, .tv_usec = 0 };
@@ -888,7 +924,7 @@ void transfer_start(struct session *s, struct transfer_spec *spec)
 	}
 	t->s = s;
 	t->spec = *spec;
-	t->upload_fd = -1;
+	t->sock_fd = -1;
 	t->tls = (s->flags & SF_PROT_P) && s->srv->tls != NULL;
 	ascii_init(&t->ascii);
 	if (!t->spec.upload && t->spec.fill == NULL) {
