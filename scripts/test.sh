@@ -1,7 +1,8 @@
 #!/bin/sh
 # The whole test suite: unit, wire and client tests on a normal build and on an ASan+UBSan build,
 # the build of a fresh clone without the test packages (scripts/fresh-build.sh), the
-# network-namespace tests on the normal build (root only; skipped otherwise), a subset
+# network-namespace tests on the normal build (root only; skipped otherwise), the benchmark
+# beside Pure-FTPd in its short mode (root only), a subset
 # of the wire tests under Valgrind memcheck, then each fuzz target for a bounded time.
 # Exits non-zero on the first failing stage.
 set -eu
@@ -68,6 +69,16 @@ if [ "$(id -u)" -eq 0 ]; then
 	FERRYD="$PWD/$BUILD/src/server/ferryd" $PYTEST -q tests/netns
 else
 	echo "skipped: the network-namespace tests need root"
+fi
+
+stage "benchmark beside a peer, short mode ($BUILD)"
+# bench/peers.py --quick: ferryd and Pure-FTPd (installed from Debian if missing), every
+# scenario at a tiny size, one round: not a measurement, a proof that the benchmark runs
+# and that its checks (reply codes, byte counts, checksums, listings) hold for both.
+if [ "$(id -u)" -eq 0 ]; then
+	FERRYD="$PWD/$BUILD/src/server/ferryd" /usr/bin/python3 bench/peers.py --quick --install
+else
+	echo "skipped: bench/peers.py runs the servers as root"
 fi
 
 stage "wire tests under Valgrind memcheck ($BUILD)"

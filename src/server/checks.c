@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -229,9 +230,16 @@ uint64_t checks_fds_needed(const struct config *cfg)
 	return (uint64_t)cfg->max_sessions * FD_PER_SESSION + FD_RESERVE;
 }
 
+unsigned checks_worker_capacity(uint64_t fd_limit)
+{
+	uint64_t n = fd_limit > FD_RESERVE ? (fd_limit - FD_RESERVE) / FD_PER_SESSION : 1;
+	return n < 1 ? 1 : n > UINT_MAX ? UINT_MAX : (unsigned)n;
+}
+
 /*
- * Every worker, and the master, may come to hold max_sessions sessions.  Below the
- * limit they need, the master takes only as many as fit and answers the rest 421.
+ * A worker takes only the sessions that fit its descriptor limit and the master answers
+ * the rest 421.  With "workers = 0" the master starts as many workers as max_sessions needs
+ * (up to AUTO_WORKERS_MAX); with a fixed count, workers x capacity is what it can hold.
  */
 static void check_fd_limit(const struct config *cfg, const struct checks_host *h,
 			   check_report_fn *report, void *ctx)
@@ -239,16 +247,19 @@ static void check_fd_limit(const struct config *cfg, const struct checks_host *h
 	uint64_t need = checks_fds_needed(cfg);
 	if (h->fd_limit == 0 || h->fd_limit >= need)
 		return;
+	unsigned per_worker = checks_worker_capacity(h->fd_limit);
+	unsigned workers = cfg->workers_auto ? AUTO_WORKERS_MAX : cfg->workers;
+	uint64_t total = (uint64_t)per_worker * workers;
+	if (total >= cfg->max_sessions)
+		return;
 	report_msg(report, ctx, CHECK_WARNING,
 		   "the descriptor limit (RLIMIT_NOFILE) is %llu, below the %llu that max_sessions "
-		   "= %u may need (%d a session: control, root, data and file; and %d more): beyond about "
-		   "%llu sessions a worker, clients get 421. Raise the limit (LimitNOFILE= in the "
-		   "systemd unit, ulimit -n in a shell) or lower max_sessions.",
+		   "= %u may need (%d a session: control, root, data and file; and %d more): a "
+		   "worker holds about %u sessions, %u workers about %llu; beyond that clients get "
+		   "421. Raise the limit (LimitNOFILE= in the systemd unit, ulimit -n in a shell), "
+		   "raise workers, or lower max_sessions.",
 		   (unsigned long long)h->fd_limit, (unsigned long long)need, cfg->max_sessions,
-		   FD_PER_SESSION, FD_RESERVE,
-		   (unsigned long long)(h->fd_limit > FD_RESERVE ? (h->fd_limit - FD_RESERVE) /
-									FD_PER_SESSION
-								  : 0));
+		   FD_PER_SESSION, FD_RESERVE, per_worker, workers, (unsigned long long)total);
 }
 
 void checks_evaluate(const struct config *cfg, const struct checks_host *host,

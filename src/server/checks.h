@@ -49,7 +49,11 @@ struct checks_host {
  */
 #define FD_PER_SESSION 4
 #define FD_RESERVE 64
+/* The most workers "workers = 0" starts to fit max_sessions under the descriptor limit. */
+#define AUTO_WORKERS_MAX 64
 uint64_t checks_fds_needed(const struct config *cfg);
+/* The sessions one worker can hold under a descriptor limit (at least 1). */
+unsigned checks_worker_capacity(uint64_t fd_limit);
 
 /* The checks themselves, on a given host: pure, for tests. */
 void checks_evaluate(const struct config *cfg, const struct checks_host *host,

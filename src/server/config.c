@@ -686,6 +686,7 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 		cfg->n_listen = 1;
 		cfg->listen_default = true;
 	}
+	cfg->workers_auto = cfg->workers == 0;
 	if (cfg->workers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (unsigned)n);

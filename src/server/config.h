@@ -60,6 +60,8 @@ struct config {
 	char users_file[CONFIG_STR_MAX];
 	char user[64];                   /* unprivileged account when started as root */
 	unsigned workers;                /* 0: one per CPU */
+	bool workers_auto;               /* workers was 0: the master may start more, so that
+					    max_sessions fit under the descriptor limit */
 	struct port_range pasv_ports;    /* passive listeners; unset: any unprivileged port */
 	char pasv_address[256];          /* IPv4 address or host name announced in PASV replies */
 	unsigned pasv_address_refresh;   /* seconds between resolutions of a host name; 0: once */

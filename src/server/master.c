@@ -81,15 +81,29 @@ static bool same_listeners(const struct config *a, const struct config *b)
 }
 
 /* Workers inherit the limit: what one holds is what one may be given (checks.h). */
+/*
+ * What a worker may hold under the descriptor limit; with "workers = 0", enough workers
+ * for max_sessions (10,000 sessions under a limit of 20,000 need three, not one per CPU).
+ */
 static void set_worker_capacity(struct master *m)
 {
 	struct rlimit nofile;
 	m->worker_capacity = m->cfg->max_sessions;
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
 	    nofile.rlim_cur < checks_fds_needed(m->cfg))
-		m->worker_capacity = nofile.rlim_cur > FD_RESERVE
-					     ? (unsigned)((nofile.rlim_cur - FD_RESERVE) / FD_PER_SESSION)
-					     : 1;
+		m->worker_capacity = checks_worker_capacity(nofile.rlim_cur);
+	if (!m->cfg->workers_auto)
+		return;
+	unsigned need = m->cfg->max_sessions / m->worker_capacity +
+			(m->cfg->max_sessions % m->worker_capacity != 0);
+	if (need > AUTO_WORKERS_MAX)
+		need = AUTO_WORKERS_MAX;
+	if (need > m->cfg->workers) {
+		log_info("%u workers instead of one per CPU: each holds %u sessions under the "
+			 "descriptor limit, and max_sessions is %u", need, m->worker_capacity,
+			 m->cfg->max_sessions);
+		m->cfg->workers = need;
+	}
 }
 
 static void reload_files(struct master *m)

@@ -128,6 +128,39 @@ def test_low_limit_warns_and_answers_421_beyond_it(launch):
     assert "out of resources" not in srv.log or "raise LimitNOFILE" in srv.log
 
 
+def test_auto_workers_fit_max_sessions_under_the_limit(launch):
+    """workers = 0 (the default) starts more workers than CPUs when max_sessions would not
+    fit one per CPU under the descriptor limit, and every one of max_sessions logs in."""
+    limit, max_sessions = 200, 100
+    per_worker = (limit - 64) // 4
+    need = -(-max_sessions // per_worker)
+    cpus = os.cpu_count()
+    if need <= cpus:
+        pytest.skip(f"{cpus} CPUs already hold {max_sessions} sessions")
+    srv = launch("--max-sessions", str(max_sessions), "--max-sessions-per-ip", str(max_sessions),
+                 "--max-unauthenticated", str(max_sessions),
+                 prefix=["prlimit", f"--nofile={limit}:{limit}"])
+    assert f"{need} workers instead of one per CPU" in srv.log
+    assert "descriptor limit (RLIMIT_NOFILE)" not in srv.log
+    held = []
+    try:
+        for _ in range(max_sessions):
+            s = socket.create_connection((srv.host, srv.port), 10)
+            s.settimeout(10)
+            f = s.makefile("rb")
+            assert f.readline().startswith(b"220")
+            s.sendall(b"USER anonymous\r\nPASS x@y\r\n")
+            assert f.readline().startswith(b"331")
+            assert f.readline().startswith(b"230")
+            held.append(s)
+        workers = [p for p in children(srv.pid)
+                   if b"worker" in open(f"/proc/{p}/cmdline", "rb").read()]
+        assert len(workers) == need, workers
+    finally:
+        for s in held:
+            s.close()
+
+
 def test_reload_that_raises_max_sessions_raises_what_a_worker_takes(start_ferryd, tmp_path):
     import signal
     import time
