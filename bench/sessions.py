@@ -990,22 +990,12 @@ def parse_args():
 
 
 def choose_workers(a, nofile):
-    """Enough workers for the sessions.  ferryd gives a worker at most (limit - 64) / 4
-    sessions when its descriptor limit is below max_sessions x 4 + 64 (master.c,
-    set_worker_capacity(): 4 descriptors a session, FD_PER_SESSION in checks.h), so with the
-    hard limit of 20000 and one worker per CPU on 2 CPUs it takes 2 x 4984 = 9968 sessions and
-    answers the rest "421 Server out of resources".  Returns (workers, why) or (None, "")."""
+    """The workers ferryd is given: --workers, or none, and ferryd's default (workers = 0)
+    starts as many as max_sessions needs under its descriptor limit ((limit - 64) / 4
+    sessions a worker; three for 10,000 under 20,000).  Returns (workers, why)."""
     if a.workers is not None:
         return a.workers, "given"
-    cap = max(1, (nofile - 64) // 4)
-    need = a.sessions + a.transfers + a.batch + 64
-    cpus = os.cpu_count() or 1
-    if cap * cpus >= need:
-        return None, ""
-    n = -(-need // cap)
-    return n, (f"ferryd's default of one worker per CPU ({cpus}) holds {cap * cpus} sessions "
-               f"under RLIMIT_NOFILE {nofile} ((limit - 64) / 4 = {cap} a worker), "
-               f"fewer than the {need} of this run")
+    return None, ""
 
 
 def raise_nofile(a):
