@@ -529,18 +529,28 @@ static int on_ctl(struct load *l, struct session *s)
 
 /* ------------------------------------------------------------------ the loop */
 
+static int greetings_missing(const struct load *l)
+{
+	int n = 0;
+	for (int i = 0; i < l->opt.sessions; i++)
+		n += l->s[i].st == S_GREETING;
+	return n;
+}
+
 static int on_timeout(struct load *l, struct session *s)
 {
 	if (s->st == S_GREETING) {
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof(peer);
 		if (getpeername(s->ctl, (struct sockaddr *)&peer, &len) < 0)
-			return fail(l, s, "TCP connect not complete within %g s (%s)",
-				    l->opt.greeting_timeout, strerror(errno));
-		return fail(l, s, "connected, but no greeting within %g s: a connection that the "
-			    "kernel completed while the server's accept queue was full is never "
-			    "accepted (see nstat -az TcpExtListenOverflows)",
-			    l->opt.greeting_timeout);
+			return fail(l, s, "TCP connect not complete within %g s (%s); %d of %d "
+				    "sessions without a greeting", l->opt.greeting_timeout,
+				    strerror(errno), greetings_missing(l), l->opt.sessions);
+		return fail(l, s, "connected, but no greeting within %g s; %d of %d sessions "
+			    "without one (a connection that the kernel completed while the "
+			    "server's accept queue was full is never accepted: see nstat -az "
+			    "TcpExtListenOverflows)", l->opt.greeting_timeout, greetings_missing(l),
+			    l->opt.sessions);
 	}
 	if (s->st == S_RETR)
 		return fail(l, s, "s%04d: nothing for %g s (%zu bytes, 1xx %s, 226 %s, EOF %s)",
