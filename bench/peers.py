@@ -614,6 +614,25 @@ def listen_overflows():
     return None
 
 
+def account_changed(w):
+    """None, or how the bench account differs from what this run set: another benchmark that
+    shares the account (ftps.py, a second peers.py) resets its password and home when it
+    starts, and the servers that read /etc/shadow then answer 530."""
+    import pwd
+    try:
+        with open("/etc/shadow") as f:
+            hashed = next((ln.split(":")[1] for ln in f if ln.split(":")[0] == USER), None)
+        home = pwd.getpwnam(USER).pw_dir
+    except (OSError, KeyError) as e:
+        return f"the account {USER} cannot be read: {e}"
+    what = [name for name, differs in (("password", hashed != w.hashed), ("home", home != str(w.home)))
+            if differs]
+    if what:
+        return (f"the {' and '.join(what)} of {USER} changed during the run: another benchmark "
+                "sharing the account started meanwhile?")
+    return None
+
+
 # ------------------------------------------------------------------------------ servers
 
 def ensure_user(home):
@@ -1003,6 +1022,9 @@ def main():
                         grew = (listen_overflows() or 0) - (overflows or 0)
                         if overflows is not None and grew > 0:
                             e = f"{e} [TcpExtListenOverflows +{grew} during this scenario]"
+                        changed = account_changed(w)
+                        if changed:
+                            e = f"{e} [{changed}]"
                         failures.append(f"round {rnd} {scen} {srv.name}: {e}")
                         log(f"round {rnd} {scen:<6} {srv.name:<10} FAILED: {e}")
                         continue
