@@ -987,10 +987,12 @@ def main():
             w.ftpload, why = build_ftpload(w)
         if w.ftpload:
             w.client = "ftpload (bench/ftpload.c: one thread, epoll)"
+        elif why and why.startswith("FAILED"):
+            w.client = "Python threads (building bench/ftpload.c failed)"
+            failures.append("building bench/ftpload.c " + why)
+            log("  " + why)
         else:
             w.client = f"Python threads ({why})" if why else "Python threads"
-            if why and why.startswith("FAILED"):
-                failures.append("building bench/ftpload.c " + why)
         log(f"  client of small and logins: {w.client}")
         for name in names:
             server, note = prepare(name, w)
