@@ -14,16 +14,21 @@ best peer of the same round.  Scenarios (--only NAME, repeatable):
   many     --sessions sessions at once, each RETR then STOR of --each MiB: aggregate MiB/s,
            and the slowest session's rate over the median session's (fairness)
   small    --small-sessions sessions at once, each RETR of --small-files 4 KiB files, a new
-           data connection each: files/s
+           data connection each: files/s (and the client's CPU)
   list     LIST, NLST and MLSD of a directory of --entries entries: seconds (a server
            without MLSD is skipped for it, and the report says so)
-  logins   --logins concurrent connect+USER+PASS: logins/s and p99 latency
-  idle     PSS of the server's process tree before and after --idle idle logged-in
-           sessions: KiB per session
+  logins   --logins concurrent connect+USER+PASS: logins/s, p50 and p99 latency
+  idle     the server restarted (by its pid), --idle-warmup sessions held open, then PSS of
+           its process tree before and after --idle more idle logged-in sessions: KiB each
   ftps     bench/ftps.py run for the same servers (pyftpdlib has no FTPS here)
 
 Every transfer is checked: reply codes, byte counts, content of small files, SHA-256 of
-uploads on disk, entry counts of listings.  Exit status 1 if any check failed.
+uploads on disk, entry counts of listings.  Exit status 1 if any check failed.  'small'
+and 'logins' are driven by bench/ftpload.c (one thread, epoll; built here with cc), the
+same client for every server, so that on few cores the client takes little of the CPU the
+servers need; Python threads only without a C compiler or with --client python.  A
+greeting must come within 15 s: a server whose accept queue overflowed never greets some
+connections, and the scenario fails saying so rather than hanging.
 
     make build
     sudo /usr/bin/python3 bench/peers.py --install            # everything, 3 rounds
@@ -34,6 +39,7 @@ Run as root.  Every process is stopped by its pid.
 """
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -73,16 +79,34 @@ class Fail(Exception):
 
 # ------------------------------------------------------------------------------ client
 
+GREETING_TIMEOUT = 15
+NO_GREETING = ("connected, but no greeting in {t} s (a connection that the kernel completed while "
+               "the server's accept queue was full is never accepted: see nstat -az "
+               "TcpExtListenOverflows)")
+
+
 class Ftp:
-    """One control connection; every reply is checked against the codes the caller allows."""
+    """One control connection; every reply is checked against the codes the caller allows.
+    The greeting gets GREETING_TIMEOUT seconds, every later reply `timeout`."""
 
     def __init__(self, port, timeout=120):
         try:
-            self.s = socket.create_connection((HOST, port), timeout=timeout)
+            self.s = socket.create_connection((HOST, port), timeout=GREETING_TIMEOUT)
         except socket.timeout:
-            raise Fail(f"connect: timed out after {timeout} s") from None
+            raise Fail(f"connect: timed out after {GREETING_TIMEOUT} s") from None
         self.f = self.s.makefile("rb")
-        self.cmd(None, (220,))
+        try:
+            code, text = self.reply()
+        except socket.timeout:
+            self.close()
+            raise Fail(NO_GREETING.format(t=GREETING_TIMEOUT)) from None
+        except Fail:
+            self.close()
+            raise
+        if code != 220:
+            self.close()
+            raise Fail(f"greeting: {text}")
+        self.s.settimeout(timeout)
 
     def reply(self):
         line = self.f.readline(8192)
@@ -251,8 +275,15 @@ def check_upload(path, size, digest):
     path.unlink()
 
 
+def client_cpu():
+    """This process's CPU seconds (all its threads) and those of its reaped children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def run_threads(n, fn):
-    """fn(i, barrier) in n threads started together; the results in order, and the errors."""
+    """fn(i, barrier) in n threads started together; the results in order, the errors, the
+    time the barrier was passed and this process's CPU seconds from then to the last join."""
     barrier = threading.Barrier(n + 1)
     out, errors = [None] * n, []
 
@@ -270,10 +301,10 @@ def run_threads(n, fn):
         barrier.wait(timeout=300)
     except threading.BrokenBarrierError:
         pass
-    t0 = time.monotonic()
+    t0, cpu0 = time.monotonic(), client_cpu()[0]
     for t in threads:
         t.join()
-    return out, errors, t0
+    return out, errors, t0, client_cpu()[0] - cpu0
 
 
 # ------------------------------------------------------------------------------ scenarios
@@ -283,9 +314,46 @@ def run_threads(n, fn):
 FIGURES = {}
 
 
-def figure(name, unit, higher):
-    FIGURES[name] = (unit, higher)
+def figure(name, unit, higher, ratio=True):
+    """ratio=False: a figure about the client, printed without ferryd's ratio to a peer."""
+    FIGURES[name] = (unit, higher, ratio)
     return name
+
+
+def client_figures(w, cpu_s, wall_s):
+    """The client's CPU over the measured interval: seconds, and percent of all the cores."""
+    return {
+        figure("client CPU s", "s", False, ratio=False): cpu_s,
+        figure("client CPU, % of all cores", "%", False, ratio=False):
+            100 * cpu_s / max(wall_s, 1e-9) / (os.cpu_count() or 1),
+    }
+
+
+def ftpload_client_figures(w, r):
+    """client_figures from ftpload's JSON: its CPU was read a little after the last file or
+    login (after the QUITs), so its share is its own, over that longer interval."""
+    cpu = r["client_cpu_user_s"] + r["client_cpu_sys_s"]
+    wall = cpu / r["client_cpu_share"] if r["client_cpu_share"] > 0 else r["seconds"]
+    return client_figures(w, cpu, wall)
+
+
+def run_ftpload(w, srv, mode, *argv):
+    """bench/ftpload.c's binary; its JSON line, or Fail with its message."""
+    cmd = [str(w.ftpload), mode, "--host", HOST, "--port", str(srv.port), "--user", USER,
+           "--greeting-timeout", str(GREETING_TIMEOUT), "--timeout", "60"] + [str(a) for a in argv]
+    try:
+        r = subprocess.run(cmd, input=w.password + "\n", capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        raise Fail("ftpload: no result in an hour") from None
+    last = (r.stdout.strip().splitlines() or [""])[-1]
+    try:
+        res = json.loads(last)
+    except ValueError:
+        res = {}
+    if r.returncode != 0 or not res.get("ok"):
+        why = res.get("error") or r.stderr.strip() or f"exit status {r.returncode}"
+        raise Fail(f"ftpload: {why}")
+    return res
 
 
 def scen_single(w, srv):
@@ -327,7 +395,7 @@ def scen_many(w, srv):
         finally:
             c.quit()
 
-    res, errors, start = run_threads(n, session)
+    res, errors, start, _ = run_threads(n, session)
     if errors:
         raise Fail(f"{len(errors)} of {n} sessions failed, first: {errors[0]}")
     for i in range(n):
@@ -347,6 +415,11 @@ def scen_many(w, srv):
 
 def scen_small(w, srv):
     n, files = w.args.small_sessions, w.args.small_files
+    if w.ftpload:
+        r = run_ftpload(w, srv, "small", "--sessions", n, "--files", files, "--dir", "small",
+                        "--expect", w.home / "small")
+        return {figure("4 KiB RETR files/s", "files/s", True): r["files_per_s"],
+                **ftpload_client_figures(w, r)}
 
     def session(i, barrier):
         c = Ftp(srv.port)
@@ -362,10 +435,12 @@ def scen_small(w, srv):
         finally:
             c.quit()
 
-    res, errors, start = run_threads(n, session)
+    res, errors, start, cpu = run_threads(n, session)
     if errors:
         raise Fail(f"{len(errors)} of {n} sessions failed, first: {errors[0]}")
-    return {figure("4 KiB RETR files/s", "files/s", True): n * files / (max(res) - start)}
+    wall = max(res) - start
+    return {figure("4 KiB RETR files/s", "files/s", True): n * files / wall,
+            **client_figures(w, cpu, wall)}
 
 
 def scen_list(w, srv):
@@ -399,6 +474,12 @@ def scen_list(w, srv):
 
 def scen_logins(w, srv):
     n = w.args.logins
+    if w.ftpload:
+        r = run_ftpload(w, srv, "logins", "--sessions", n)
+        return {figure("logins/s", "logins/s", True): r["logins_per_s"],
+                figure("login p50 latency, ms", "ms", False): r["p50_ms"],
+                figure("login p99 latency, ms", "ms", False): r["p99_ms"],
+                **ftpload_client_figures(w, r)}
 
     def session(i, barrier):
         barrier.wait(timeout=300)
@@ -411,13 +492,20 @@ def scen_logins(w, srv):
         finally:
             c.quit()
 
-    res, errors, start = run_threads(n, session)
+    res, errors, start, cpu = run_threads(n, session)
     if errors:
         raise Fail(f"{len(errors)} of {n} logins failed, first: {errors[0]}")
     lat = sorted(r[0] for r in res)
+    wall = max(r[1] for r in res) - start
+
+    def pct(p):     # nearest rank, as ftpload
+        return 1000 * lat[min(len(lat) - 1, max(0, -(-len(lat) * p // 100) - 1))]
+
     return {
-        figure("logins/s", "logins/s", True): n / (max(r[1] for r in res) - start),
-        figure("login p99 latency, ms", "ms", False): 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
+        figure("logins/s", "logins/s", True): n / wall,
+        figure("login p50 latency, ms", "ms", False): pct(50),
+        figure("login p99 latency, ms", "ms", False): pct(99),
+        **client_figures(w, cpu, wall),
     }
 
 
@@ -435,32 +523,45 @@ def tree_pss_kib(pid):
     return total
 
 
-def scen_idle(w, srv):
-    n = w.args.idle
-    time.sleep(0.5)
-    before = tree_pss_kib(srv.pid)
-    conns, errors, lock = [], [], threading.Lock()
+def open_sessions(w, srv, n, conns):
+    """n more logged-in sessions appended to conns, opened by 16 threads."""
+    errors, lock = [], threading.Lock()
 
     def opener(k):
         for _ in range(k):
             try:
                 c = Ftp(srv.port)
-                c.login(w.password)
                 with lock:
                     conns.append(c)
+                c.login(w.password)
             except (Fail, OSError) as e:
                 errors.append(str(e))
                 return
 
     per = [n // 16 + (1 if i < n % 16 else 0) for i in range(16)]
-    threads = [threading.Thread(target=opener, args=(k,)) for k in per]
+    threads = [threading.Thread(target=opener, args=(k,)) for k in per if k]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise Fail(f"{len(errors)} of {n} sessions failed, first: {errors[0]}")
+
+
+def scen_idle(w, srv):
+    """A fresh server (restarted by its pid), --idle-warmup logged-in sessions held open so that
+    what the first sessions set up once is not counted, then the PSS of the process tree
+    before and after --idle more: a server that keeps the heap the earlier scenarios freed
+    would otherwise seem to need almost nothing per session."""
+    err = srv.restart()
+    if err:
+        raise Fail(f"restart before measuring: {err}")
+    n, conns = w.args.idle, []
     try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise Fail(f"{len(errors)} of {n} idle sessions failed, first: {errors[0]}")
+        open_sessions(w, srv, w.args.idle_warmup, conns)
+        time.sleep(0.5)
+        before = tree_pss_kib(srv.pid)
+        open_sessions(w, srv, n, conns)
         time.sleep(1.0)
         for c in conns:   # every session still answers
             c.cmd("NOOP", (200,))
@@ -473,6 +574,63 @@ def scen_idle(w, srv):
 
 SCENARIO_FNS = {"single": scen_single, "many": scen_many, "small": scen_small, "list": scen_list,
                 "logins": scen_logins, "idle": scen_idle}
+
+
+# ------------------------------------------------------------------------------ the C client
+
+FTPLOAD_FLAGS = ["-std=c17", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow",
+                 "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wvla", "-Wformat=2", "-Wconversion"]
+
+
+def build_ftpload(w):
+    """bench/ftpload.c built into the work directory, as ftps.py builds ftps_bench.c:
+    (path, None), or (None, why) -- why starts with "FAILED" if the compiler refused it."""
+    if w.args.client == "python":
+        return None, "--client python"
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        return None, f"no C compiler ({cc})"
+    exe = w.work / "ftpload"
+    r = subprocess.run([cc] + FTPLOAD_FLAGS + ["-o", str(exe), str(HERE / "ftpload.c")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, f"FAILED: {cc} bench/ftpload.c:\n{r.stderr.strip()}"
+    return exe, None
+
+
+def listen_overflows():
+    """TcpExt ListenOverflows of this network namespace (nstat's TcpExtListenOverflows): SYNs
+    or final ACKs dropped because a listener's accept queue was full.  Counts every listener
+    of the namespace, not only ours."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:]))
+            return int(row.get("ListenOverflows", 0))
+    return None
+
+
+def account_changed(w):
+    """None, or how the bench account differs from what this run set: another benchmark that
+    shares the account (ftps.py, a second peers.py) resets its password and home when it
+    starts, and the servers that read /etc/shadow then answer 530."""
+    import pwd
+    try:
+        with open("/etc/shadow") as f:
+            hashed = next((ln.split(":")[1] for ln in f if ln.split(":")[0] == USER), None)
+        home = pwd.getpwnam(USER).pw_dir
+    except (OSError, KeyError) as e:
+        return f"the account {USER} cannot be read: {e}"
+    what = [name for name, differs in (("password", hashed != w.hashed), ("home", home != str(w.home)))
+            if differs]
+    if what:
+        return (f"the {' and '.join(what)} of {USER} changed during the run: another benchmark "
+                "sharing the account started meanwhile?")
+    return None
 
 
 # ------------------------------------------------------------------------------ servers
@@ -658,6 +816,23 @@ class Srv:
         self.name, self.server, self.port = name, server, PORTS[name]
         self.pid = server.proc.pid
         self.notes = set()
+        self.restarts = 0
+
+    def restart(self):
+        """Stops the server by its pid and starts it again; None, or what went wrong.  The log
+        of the run so far is kept beside the new one (start() truncates its log)."""
+        self.server.stop()
+        self.restarts += 1
+        old = Path(self.server.log_path)
+        kept = old.with_name(f"stderr-before-restart-{self.restarts}.log")
+        old.rename(kept)
+        self.server.extra_logs.insert(0, str(kept))
+        end = time.monotonic() + 10
+        while not ref.port_free(self.port) and time.monotonic() < end:
+            time.sleep(0.1)
+        self.server.start()
+        self.pid = self.server.proc.pid
+        return ftps.wait_ready(self.port, self.server.proc)
 
 
 # ------------------------------------------------------------------------------ data
@@ -692,12 +867,12 @@ def report(w, results, names):
     log(f"\n== median (min-max) over {w.args.rounds} round(s); ratio: ferryd / best peer of the same round"
         " (above 1 is better for rates, below 1 for times, CPU and memory)")
     for (scen, fig), per in results.items():
-        unit, higher = FIGURES[fig]
-        log(f"-- {scen}: {fig}")
+        unit, higher, ratio = FIGURES[fig]
+        log(f"-- {scen}: {fig}" + ("" if ratio else f" (the client, {w.client})"))
         for name in names:
             xs = list(per.get(name, {}).values())
             log(f"   {name:<10} {ftps.spread(xs, fmt) if xs else 'no figure':>28}")
-        if "ferryd" not in per:
+        if "ferryd" not in per or not ratio:
             continue
         ratios, best = [], []
         for rnd, mine in per["ferryd"].items():
@@ -762,6 +937,10 @@ def main():
     ap.add_argument("--entries", type=int, default=10000, help="directory entries of 'list' [10000]")
     ap.add_argument("--logins", type=int, default=200, help="concurrent logins [200]")
     ap.add_argument("--idle", type=int, default=1000, help="idle logged-in sessions [1000]")
+    ap.add_argument("--idle-warmup", type=int, default=50,
+                    help="sessions held open on the restarted server before idle measures [50]")
+    ap.add_argument("--client", choices=["c", "python"], default="c",
+                    help="client of small and logins: bench/ftpload.c, or Python threads [c]")
     ap.add_argument("--ftps-size", type=int, default=512, help="MiB of the FTPS transfers [512]")
     ap.add_argument("--ferryd-arg", action="append", default=[], help="one more argument for ferryd, repeatable")
     ap.add_argument("--install", action="store_true", help="install or unpack missing reference servers")
@@ -771,8 +950,8 @@ def main():
     if args.quick:
         args.rounds = 1
         args.big, args.sessions, args.each = 16, 10, 1
-        args.small_sessions, args.small_files, args.entries = 5, 20, 1000
-        args.logins, args.idle, args.ftps_size = 20, 50, 8
+        args.small_sessions, args.small_files, args.entries = 10, 50, 1000
+        args.logins, args.idle, args.ftps_size = 50, 50, 8
         if args.servers is None:
             args.servers = "ferryd,pure-ftpd"
     names = [n.strip() for n in (args.servers or ",".join(ORDER)).split(",") if n.strip()]
@@ -785,7 +964,7 @@ def main():
         sys.exit("run as root: the servers log the bench user in and switch to it")
     scenarios = [s for s in SCENARIOS if not args.only or s in args.only]
     nofile = raise_nofile()
-    if "idle" in scenarios and nofile < args.idle + 100:
+    if "idle" in scenarios and nofile < args.idle + args.idle_warmup + 100:
         sys.exit(f"RLIMIT_NOFILE is {nofile}: too low for --idle {args.idle}")
 
     w = Workspace()
@@ -803,6 +982,18 @@ def main():
     try:
         w.password, w.hashed = ensure_user(w.home)
         make_tree(w)
+        w.ftpload, why = None, None
+        if "small" in scenarios or "logins" in scenarios:
+            w.ftpload, why = build_ftpload(w)
+        if w.ftpload:
+            w.client = "ftpload (bench/ftpload.c: one thread, epoll)"
+        elif why and why.startswith("FAILED"):
+            w.client = "Python threads (building bench/ftpload.c failed)"
+            failures.append("building bench/ftpload.c " + why)
+            log("  " + why)
+        else:
+            w.client = f"Python threads ({why})" if why else "Python threads"
+        log(f"  client of small and logins: {w.client}")
         for name in names:
             server, note = prepare(name, w)
             if server is None:
@@ -826,13 +1017,23 @@ def main():
                 if scen == "ftps":
                     continue
                 for srv in order:
-                    t0 = time.monotonic()
+                    t0, overflows = time.monotonic(), listen_overflows()
                     try:
                         figs = SCENARIO_FNS[scen](w, srv)
                     except (Fail, OSError) as e:
+                        grew = (listen_overflows() or 0) - (overflows or 0)
+                        if overflows is not None and grew > 0:
+                            e = f"{e} [TcpExtListenOverflows +{grew} during this scenario]"
+                        changed = account_changed(w)
+                        if changed:
+                            e = f"{e} [{changed}]"
                         failures.append(f"round {rnd} {scen} {srv.name}: {e}")
                         log(f"round {rnd} {scen:<6} {srv.name:<10} FAILED: {e}")
                         continue
+                    grew = (listen_overflows() or 0) - (overflows or 0)
+                    if overflows is not None and grew > 0:
+                        srv.notes.add(f"{srv.name}: TcpExtListenOverflows rose during {scen} "
+                                      f"(+{grew} in round {rnd}), which still passed")
                     for fig, v in figs.items():
                         results.setdefault((scen, fig), {}).setdefault(srv.name, {})[rnd] = v
                     log(f"round {rnd} {scen:<6} {srv.name:<10} " +
