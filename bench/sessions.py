@@ -55,8 +55,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
+
+from load import Failure, Failures, percentile
 
 TOP = Path(__file__).resolve().parent.parent
 DEFAULT_FERRYD = os.environ.get("FERRYD", str(TOP / "build" / "src" / "server" / "ferryd"))
@@ -78,40 +79,6 @@ FAIR_GOAL = 0.5
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of a sorted list."""
-    if not sorted_values:
-        return float("nan")
-    k = max(0, -(-len(sorted_values) * p // 100) - 1)
-    return sorted_values[int(k)]
-
-
-class Failure(Exception):
-    def __init__(self, kind, text=""):
-        super().__init__(f"{kind}: {text}" if text else kind)
-        self.kind = kind
-        self.text = text
-
-
-class Failures:
-    """Failures by kind, with the first text of each."""
-
-    def __init__(self):
-        self.count = Counter()
-        self.first = {}
-
-    def add(self, f):
-        self.count[f.kind] += 1
-        self.first.setdefault(f.kind, f.text)
-
-    def total(self):
-        return sum(self.count.values())
-
-    def summary(self):
-        return ", ".join(f"{n} x {k}" + (f" ({self.first[k][:70]})" if self.first[k] else "")
-                         for k, n in self.count.most_common()) or "none"
 
 
 # --------------------------------------------------------------------------- hashes
@@ -597,9 +564,9 @@ async def measure_logins(a, port, user, fails):
 
 
 def stats_ms(values):
-    v = sorted(values)
-    return {"n": len(v), "p50": percentile(v, 50), "p90": percentile(v, 90),
-            "p99": percentile(v, 99), "max": v[-1] if v else float("nan")}
+    v = sorted(values) or [float("nan")]
+    return {"n": len(values), "p50": percentile(v, 50), "p90": percentile(v, 90),
+            "p99": percentile(v, 99), "max": v[-1]}
 
 
 # --------------------------------------------------------------------------- d) transfers
