@@ -811,7 +811,27 @@ def login_report(r, user, seq, bat, cost_ms, goal):
                    s["p99"] < LOGIN_GOAL_MS, line)
 
 
-def transfer_report(r, kind, each, st, started, wanted):
+KERNEL_TCP = ("TCPMemoryPressures", "TCPTimeouts", "TCPRcvQDrop", "PruneCalled", "TCPOFODrop")
+
+
+def kernel_tcp_counters():
+    """The TcpExt counters that tell the kernel's TCP memory pressure (tcp_mem) and its
+    consequences: on loopback both ends' buffers count against the same limit, and 1,000
+    transfers with buffers of several MiB reach it; dropped segments then wait for a
+    retransmission time-out, which no server decides."""
+    got = {}
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return got
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            got = dict(zip(names.split()[1:], (int(v) for v in values.split()[1:])))
+    return {k: got.get(k, 0) for k in KERNEL_TCP}
+
+
+def transfer_report(r, kind, each, st, started, wanted, tcp=None):
     if st is None:
         r.say(f"d) {kind}: no transfer completed")
         r.goal(f"{kind} fair shares", False, "no transfer completed")
@@ -826,6 +846,9 @@ def transfer_report(r, kind, each, st, started, wanted):
         r.say(f"   first byte after the common start: median {percentile(f, 50):.0f} ms, "
               f"max {f[-1]:.0f} ms")
     r.say(f"   client CPU {st['client_cpu']:.0f} % of one core over the span")
+    if tcp:
+        r.say("   kernel TCP counters over the transfers (nstat TcpExt): " +
+              ", ".join(f"{k} +{v}" for k, v in tcp.items()))
     r.goal(f"{kind}: slowest >= {FAIR_GOAL} x median", st["ratio"] >= FAIR_GOAL,
            f"slowest/median {st['ratio']:.3f} over {st['n']} sessions")
 
@@ -897,10 +920,12 @@ async def run(a, srv, r):
     tsess = await open_transfer_sessions(a, srv.port, tfails, a.transfers)
     kinds = ["RETR"] + (["STOR"] if a.stor_each > 0 else [])
     for kind in kinds:
+        tcp0 = kernel_tcp_counters()
         res, span, cpu, started = await run_transfers(a, srv, tsess, kind, tfails)
+        tcp1 = kernel_tcp_counters()
         st = transfer_stats(res, span, cpu)
         transfer_report(r, kind, a.each if kind == "RETR" else a.stor_each, st, started,
-                        a.transfers)
+                        a.transfers, {k: tcp1[k] - tcp0.get(k, 0) for k in tcp1})
         r.check(f"{kind}: {a.transfers} transfers, byte counts and 226 right",
                 len(res) == a.transfers, f"{len(res)}/{a.transfers}")
         log(f"  {kind} done: {len(res)}/{a.transfers}")
