@@ -416,9 +416,18 @@ def scen_many(w, srv):
 def scen_small(w, srv):
     n, files = w.args.small_sessions, w.args.small_files
     if w.ftpload:
+        cpu0 = ftps.server_cpu(srv.pid)
         r = run_ftpload(w, srv, "small", "--sessions", n, "--files", files, "--dir", "small",
                         "--expect", w.home / "small")
+        time.sleep(0.3)     # session processes of the forking servers reaped, so counted
+        cpu1 = ftps.server_cpu(srv.pid)
+        # The same logins again without the files: what the files alone cost the server.
+        run_ftpload(w, srv, "logins", "--sessions", n)
+        time.sleep(0.3)
+        cpu2 = ftps.server_cpu(srv.pid)
+        per_file = ((cpu1 - cpu0) - (cpu2 - cpu1)) / (n * files)
         return {figure("4 KiB RETR files/s", "files/s", True): r["files_per_s"],
+                figure("server CPU us per file (its logins taken out)", "us", False): per_file * 1e6,
                 **ftpload_client_figures(w, r)}
 
     def session(i, barrier):
