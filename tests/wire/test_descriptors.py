@@ -51,6 +51,22 @@ def children(pid):
     return out
 
 
+def log_in_anonymously(srv):
+    """A new session logged in, or None when the server answered the greeting with 421."""
+    s = socket.create_connection((srv.host, srv.port), 10)
+    s.settimeout(10)
+    f = s.makefile("rb")
+    line = f.readline()
+    if not line.startswith(b"220"):
+        assert line.startswith(b"421") and b"resources" in line, line
+        s.close()
+        return None
+    s.sendall(b"USER anonymous\r\nPASS x@y\r\n")
+    assert f.readline().startswith(b"331")
+    assert f.readline().startswith(b"230")
+    return s, f
+
+
 def open_targets(pid):
     targets = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
@@ -98,19 +114,11 @@ def test_low_limit_warns_and_answers_421_beyond_it(launch):
     held = []
     refused = 0
     for _ in range(capacity + 10):
-        s = socket.create_connection((srv.host, srv.port), 10)
-        s.settimeout(10)
-        f = s.makefile("rb")
-        line = f.readline()
-        if line.startswith(b"220"):
-            s.sendall(b"USER anonymous\r\nPASS x@y\r\n")
-            assert f.readline().startswith(b"331")
-            assert f.readline().startswith(b"230")
-            held.append((s, f))
-        else:
-            assert line.startswith(b"421") and b"resources" in line, line
+        session = log_in_anonymously(srv)
+        if session is None:
             refused += 1
-            s.close()
+        else:
+            held.append(session)
     assert len(held) == capacity and refused == 10
     for s, f in held:
         s.sendall(b"NOOP\r\n")
@@ -145,19 +153,14 @@ def test_auto_workers_fit_max_sessions_under_the_limit(launch):
     held = []
     try:
         for _ in range(max_sessions):
-            s = socket.create_connection((srv.host, srv.port), 10)
-            s.settimeout(10)
-            f = s.makefile("rb")
-            assert f.readline().startswith(b"220")
-            s.sendall(b"USER anonymous\r\nPASS x@y\r\n")
-            assert f.readline().startswith(b"331")
-            assert f.readline().startswith(b"230")
-            held.append(s)
+            session = log_in_anonymously(srv)
+            assert session is not None, "refused below max_sessions"
+            held.append(session)
         workers = [p for p in children(srv.pid)
                    if b"worker" in open(f"/proc/{p}/cmdline", "rb").read()]
         assert len(workers) == need, workers
     finally:
-        for s in held:
+        for s, _ in held:
             s.close()
 
 
