@@ -78,6 +78,7 @@
 #include "server/channel.h"
 #include "server/session.h"
 #include "server/throttle.h"
+#include "server/transfer.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -183,6 +184,10 @@ static void load_config(struct config *cfg, int variant)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	signal(SIGPIPE, SIG_IGN); /* as a worker: writes to closed sockets get EPIPE */
+	/* As worker_main does before any session: the upload pipe lives as long as the worker. */
+	int rc = transfer_init();
+	if (rc < 0)
+		fail("transfer_init: %s", strerror(-rc));
 	umask(022);
 	/*
 	 * A RAM file system if there is one: on a disk mounted with discard, deleting what an

@@ -384,6 +384,9 @@ void session_quit(struct session *s)
 	 * at once): a client that reconnects right away is not refused by
 	 * max_sessions_per_ip for the session it has just left.
 	 */
+	transfer_free(s);
+	data_free(s);      /* a passive port still asked for is given back: before the end */
+	login_abandon(s);
 	report_end(s);
 	session_reply(s, R_221_BYE, "Goodbye.");
 	session_close_after_flush(s, "quit");

@@ -61,9 +61,10 @@
  */
 static uint8_t upload_buf[UPLOAD_BUF];
 /*
- * The worker's pipe for spliced uploads, made at the first one ([0] reads, [1] writes).
- * Like upload_buf, it is empty whenever a callback returns: bytes in it belong to the
- * transfer that put them there and to no other.
+ * The worker's pipe for spliced uploads ([0] reads, [1] writes), made by transfer_init
+ * with everything else the worker holds for its whole life.  Like upload_buf, it is empty
+ * whenever a callback returns: bytes in it belong to the transfer that put them there and
+ * to no other.  Without it (-1), clear uploads read and write.
  */
 static int upload_pipe[2] = { -1, -1 };
 static size_t upload_pipe_size;
@@ -490,8 +491,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void upload_done(struct transfer *t);
 
-/* The worker's upload pipe, made at the first spliced upload.  Returns 0 or -errno. */
-static int upload_pipe_ready(void)
+int transfer_init(void)
 {
 	if (upload_pipe[0] >= 0)
 		return 0;
@@ -579,7 +579,7 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (int i = 0; i < UPLOAD_READS; i++) {
-		bool spliced = !t->spec.ascii && !t->no_splice && upload_pipe_ready() == 0;
+		bool spliced = !t->spec.ascii && !t->no_splice && upload_pipe[0] >= 0;
 		size_t want = spliced ? upload_pipe_size : UPLOAD_BUF;
 		ssize_t n = spliced ? splice(fd, NULL, upload_pipe[1], NULL, want,
 					     SPLICE_F_MOVE | SPLICE_F_NONBLOCK)

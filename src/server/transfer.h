@@ -56,6 +56,11 @@ struct transfer_spec {
  * session processes no other command (but ABOR, STAT, NOOP, QUIT) until it ends.
  */
 void transfer_start(struct session *s, struct transfer_spec *spec);
+/*
+ * Once per worker, before its sandbox: the pipe that clear binary uploads are spliced
+ * through.  Returns 0 or -errno (then clear uploads read and write instead).
+ */
+int transfer_init(void);
 /* ABOR: stop the running transfer with 426, then 226 (RFC 959 s.4.1.3). */
 void transfer_abort(struct session *s);
 /*

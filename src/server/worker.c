@@ -26,6 +26,7 @@
 #include "server/session.h"
 #include "server/throttle.h"
 #include "server/tls_files.h"
+#include "server/transfer.h"
 #include "server/users.h"
 
 struct worker {
@@ -340,6 +341,10 @@ int worker_main(const struct worker_fds *fds, int index)
 		return 1;
 	if (fds->tls >= 0 && load_tls(srv, fds->tls) < 0)
 		return 1;
+	int rc = transfer_init();
+	if (rc < 0)
+		log_warn("no pipe for uploads (%s): they are read and written instead of spliced",
+			 strerror(-rc));
 	/*
 	 * From here on only what the sandbox allows (sandbox.c): everything the worker opens
 	 * for its whole life must be open by now.  Before the password thread starts, so that
