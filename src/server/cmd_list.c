@@ -24,7 +24,8 @@
 #define ENTRIES_PER_FILL 1024
 /* Lines are gathered in list_ctx.line and handed to the output this much at a time. */
 #define FILL_CHUNK (64 * 1024)
-#define STAT_MAX_ENTRIES 2000
+/* STAT lists whole fills of ENTRIES_PER_FILL: 2,048 entries at most. */
+#define STAT_FILLS 2
 
 enum list_format { FMT_LIST, FMT_NLST, FMT_MLSD };
 
@@ -393,7 +394,7 @@ void cmd_list_status(struct session *s, const char *arg)
 	struct buf b;
 	buf_init(&b, 4 * 1024 * 1024);
 	int rc = 0;
-	for (unsigned n = 0; eb != NULL && rc == 0 && n < STAT_MAX_ENTRIES / ENTRIES_PER_FILL; n++)
+	for (unsigned n = 0; eb != NULL && rc == 0 && n < STAT_FILLS; n++)
 		rc = fill_listing(c, eb);
 	buf_printf(&b, "%d-Status of %s:\r\n", R_213_FILE_STATUS, path);
 	size_t len = eb != NULL ? evbuffer_get_length(eb) : 0;

@@ -200,6 +200,28 @@ def test_mlsd_perm_for_a_writer(start_ferryd):
     assert set(e["d"]["perm"]) >= set("elcm"), e["d"]
 
 
+def test_stat_of_a_directory_is_bounded(start_ferryd):
+    """STAT DIR lists over the control connection at most two fills of 1,024 entries, then
+    says the listing was cut; a smaller directory comes whole, every line indented."""
+    srv = start_ferryd()
+    big, small = srv.root / "big", srv.root / "small"
+    for d, n in ((big, 2500), (small, 30)):
+        os.mkdir(d)
+        for i in range(n):
+            write_file(d / f"f{i:04d}", b"")
+    with srv.control(login=True) as c:
+        r = c.expect("STAT big", 213)
+        body = r.lines[1:-1]
+        assert all(line.startswith(" ") for line in body), r.lines[:3]
+        assert body[-1] == " (listing truncated; use LIST)"
+        # 2,048 entries read; "." and ".." among them are not shown.
+        assert 2046 <= len([l for l in body if LS_LINE.match(l[1:])]) <= 2048
+        r = c.expect("STAT small", 213)
+        names = {LS_LINE.match(l[1:])["name"] for l in r.lines[1:-1] if LS_LINE.match(l[1:])}
+        assert names == {f"f{i:04d}" for i in range(30)}
+        assert "truncated" not in r.full
+
+
 def test_mlsd_of_a_subdirectory_and_errors(tree):
     with tree.control(login=True) as c:
         entries = parse_mlsd(c.listing("MLSD sub"))
