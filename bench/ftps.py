@@ -50,7 +50,8 @@ import refservers as ref
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent
 HOST = "127.0.0.1"
-PORTS = {"ferryd": 38121, "pure-ftpd": 38124, "vsftpd": 38122, "proftpd": 38123}
+# Below Linux's ephemeral range (32768-60999): no connection of another program can hold them.
+PORTS = {"ferryd": 28121, "pure-ftpd": 28124, "vsftpd": 28122, "proftpd": 28123}
 ORDER = ["ferryd", "pure-ftpd", "vsftpd", "proftpd"]
 USER = "ferrybench"
 BIG = "big.bin"

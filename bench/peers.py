@@ -60,7 +60,8 @@ import ftps
 HERE = Path(__file__).resolve().parent
 TOP = HERE.parent
 HOST = "127.0.0.1"
-PORTS = {"ferryd": 38131, "vsftpd": 38132, "proftpd": 38133, "pure-ftpd": 38134, "pyftpdlib": 38135}
+# Below Linux's ephemeral range (32768-60999): no connection of another program can hold them.
+PORTS = {"ferryd": 28131, "vsftpd": 28132, "proftpd": 28133, "pure-ftpd": 28134, "pyftpdlib": 28135}
 ORDER = ["ferryd", "vsftpd", "proftpd", "pure-ftpd", "pyftpdlib"]
 USER = ftps.USER
 MIB = 1 << 20
