@@ -156,15 +156,26 @@ static void copy_with_change(FILE *in, FILE *out, const struct passwd_change *c,
 		char copy[8192];
 		str_copy(copy, sizeof(copy), line);
 		copy[strcspn(copy, "\r\n")] = '\0';
-		if (copy[0] == '#' || users_parse_line(copy, &e, &why) < 0 ||
-		    strcmp(e.name, c->name) != 0) {
+		if (copy[0] == '#' || users_parse_line(copy, &e, &why) < 0) {
 			fputs(line, out);
 			continue;
 		}
-		const char *colon = strrchr(copy, ':');
-		fprintf(out, "%s:%s:%s:%s\n", c->name, c->hash, c->home != NULL ? c->home : e.home,
-			c->perms != NULL ? c->perms : colon + 1);
+		if (strcmp(e.name, c->name) != 0) {
+			user_entry_clear(&e);
+			fputs(line, out);
+			continue;
+		}
+		/* name:hash:home:perms[:settings]: the settings are kept as they were. */
+		const char *perms = copy;
+		for (int i = 0; i < 3; i++)
+			perms = strchr(perms, ':') + 1;
+		size_t perms_len = strcspn(perms, ":");
+		fprintf(out, "%s:%s:%s:%.*s%s\n", c->name, c->hash,
+			c->home != NULL ? c->home : e.home,
+			(int)(c->perms != NULL ? strlen(c->perms) : perms_len),
+			c->perms != NULL ? c->perms : perms, perms + perms_len);
 		*found = true;
+		user_entry_clear(&e);
 		explicit_bzero(&e, sizeof(e));
 	}
 	if (!*found && c->home != NULL)

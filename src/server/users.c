@@ -14,6 +14,7 @@
 
 #include "common/buf.h"
 #include "server/config.h"
+#include "server/user_settings.h"
 
 #define USERS_MAX 100000
 #define WEAK_NAMES_SHOWN 10 /* names in a weak-method warning, so that it stays one line */
@@ -51,7 +52,8 @@ int users_parse_line(const char *line, struct user_entry *e, const char **why)
 		*why = "home must be an absolute path";
 		return -1;
 	}
-	if (next_field(&p, perms, sizeof(perms), true) < 0 || perm_parse(perms, &e->perms) < 0) {
+	bool more = strchr(p, ':') != NULL;
+	if (next_field(&p, perms, sizeof(perms), !more) < 0 || perm_parse(perms, &e->perms) < 0) {
 		*why = "permissions must be a list of read, write, delete, rename, mkdir, all";
 		return -1;
 	}
@@ -61,7 +63,26 @@ int users_parse_line(const char *line, struct user_entry *e, const char **why)
 			return -1;
 		}
 	}
+	if (more) {
+		struct user_settings set;
+		if (user_settings_parse(p, strlen(p), &set, why) < 0)
+			return -1;
+		if (user_settings_any(&set)) {
+			e->set = malloc(sizeof(*e->set));
+			if (e->set == NULL) {
+				*why = "out of memory";
+				return -1;
+			}
+			*e->set = set;
+		}
+	}
 	return 0;
+}
+
+void user_entry_clear(struct user_entry *e)
+{
+	free(e->set);
+	e->set = NULL;
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -214,6 +235,8 @@ void users_free(struct users *u)
 {
 	if (u == NULL)
 		return;
+	for (size_t i = 0; i < u->n; i++)
+		user_entry_clear(&u->v[i]);
 	if (u->v != NULL)
 		explicit_bzero(u->v, u->n * sizeof(*u->v));
 	free(u->v);

@@ -1,19 +1,29 @@
 /*
- * users.h: virtual users, read from the users file ("name:hash:home:permissions" a line).
- * Loaded once per configuration and then read-only, so the password-checking thread can
- * read it without locks.
+ * users.h: virtual users, read from the users file ("name:hash:home:permissions[:settings]"
+ * a line; settings as in user_settings.h).  Loaded once per configuration and then
+ * read-only, so the password-checking thread can read it without locks.  struct
+ * user_entry is also what every other source of users (PostgreSQL, LDAP, PAM) answers.
  */
 #ifndef FERRY_SERVER_USERS_H
 #define FERRY_SERVER_USERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
+
+struct user_settings;
 
 struct user_entry {
 	char name[64];
 	char hash[256];
 	char home[4096];
 	unsigned perms;
+	struct user_settings *set; /* on the heap, or NULL when the user has none */
+	bool disabled;             /* refused like a wrong password */
+	bool own_ids;              /* files belong to uid:gid (a system or posixAccount user) */
+	uid_t uid;
+	gid_t gid;
 };
 
 struct users {
@@ -56,7 +66,12 @@ size_t users_warn_weak(const struct users *u, const char *path, FILE *err);
  */
 const char *users_typical_hash(const struct users *u);
 
-/* Parse one line into e; returns 0 or -1 with a reason in *why. */
+/*
+ * Parse one line into e; returns 0 or -1 with a reason in *why.  On success the caller
+ * releases e with user_entry_clear().
+ */
 int users_parse_line(const char *line, struct user_entry *e, const char **why);
+/* Free what e holds on the heap (its settings); e stays valid and has none. */
+void user_entry_clear(struct user_entry *e);
 
 #endif

@@ -149,6 +149,20 @@ static void test_update_keeps_home_and_permissions(void **state)
 	assert_string_equal(listing(d->path), "users");
 }
 
+static void test_update_keeps_settings(void **state)
+{
+	struct dir *d = *state;
+	write_text(d->users, "dan:old:/srv/d:read:allow=::1,127.0.0.0/8 /in=write quota_files=3\n");
+	bool added;
+	assert_int_equal(update(d->users, "dan", NULL, NULL, &added), 0);
+	assert_string_equal(read_text(d->users),
+			    "dan:" HASH ":/srv/d:read:allow=::1,127.0.0.0/8 /in=write quota_files=3\n");
+	assert_int_equal(update(d->users, "dan", "/srv/dan", "read,write", &added), 0);
+	assert_false(added);
+	assert_string_equal(read_text(d->users), "dan:" HASH
+			    ":/srv/dan:read,write:allow=::1,127.0.0.0/8 /in=write quota_files=3\n");
+}
+
 static void test_new_file_is_private(void **state)
 {
 	struct dir *d = *state;
@@ -185,6 +199,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_link_planted_at_the_old_temp_name_is_not_followed,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_keeps_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_keeps_home_and_permissions, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_new_file_is_private, setup, teardown),
