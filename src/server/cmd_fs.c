@@ -68,7 +68,7 @@ void cmd_cdup(struct session *s, const char *arg)
 void cmd_mkd(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_MKDIR) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_MKDIR, false, path) < 0)
 		return;
 	int rc = vfs_mkdir(s->root_fd, path, 0777);
 	if (rc < 0) {
@@ -81,7 +81,7 @@ void cmd_mkd(struct session *s, const char *arg)
 void cmd_rmd(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_DELETE) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_DELETE, false, path) < 0)
 		return;
 	int rc = vfs_rmdir(s->root_fd, path);
 	if (rc < 0) {
@@ -94,7 +94,7 @@ void cmd_rmd(struct session *s, const char *arg)
 void cmd_dele(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_DELETE) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_DELETE, false, path) < 0)
 		return;
 	int rc = vfs_unlink(s->root_fd, path);
 	if (rc < 0) {
@@ -107,7 +107,7 @@ void cmd_dele(struct session *s, const char *arg)
 void cmd_rnfr(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_RENAME, false, path) < 0)
 		return;
 	struct stat st;
 	int rc = vfs_stat(s->root_fd, path, &st);
@@ -132,7 +132,7 @@ void cmd_rnto(struct session *s, const char *arg)
 	str_copy(from, sizeof(from), s->rnfr);
 	session_forget_rnfr(s);
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_RENAME) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_RENAME, false, path) < 0)
 		return;
 	int rc = vfs_rename(s->root_fd, from, path);
 	if (rc < 0) {
@@ -148,7 +148,7 @@ void cmd_rnto(struct session *s, const char *arg)
 static int stat_file(struct session *s, const char *arg, struct stat *st)
 {
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_READ) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_READ, false, path) < 0)
 		return -1;
 	int rc = vfs_stat(s->root_fd, path, st);
 	if (rc < 0) {
@@ -199,7 +199,7 @@ void cmd_mfmt(struct session *s, const char *arg)
 		return;
 	}
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_WRITE) || session_path(s, sp + 1, path) < 0)
+	if (session_path_need(s, sp + 1, PERM_WRITE, false, path) < 0)
 		return;
 	int rc = vfs_set_mtime(s->root_fd, path, t);
 	if (rc < 0) {

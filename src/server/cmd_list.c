@@ -256,12 +256,10 @@ static const char *parse_options(const char *arg, bool *all)
 static struct list_ctx *open_listing(struct session *s, enum list_format fmt, const char *arg,
 				     char *path)
 {
-	if (!session_need(s, PERM_READ))
-		return NULL;
 	bool all = false;
 	if (fmt != FMT_MLSD)
 		arg = parse_options(arg, &all);
-	if (session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_READ, true, path) < 0)
 		return NULL;
 	struct list_ctx *c = calloc(1, sizeof(*c));
 	if (c == NULL) {
@@ -270,7 +268,7 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 	}
 	c->fmt = fmt;
 	c->show_hidden = all;
-	c->perms = s->perms;
+	c->perms = session_perms_at(s, path, true);
 	c->facts = s->mlst_facts;
 	c->now = time(NULL);
 	c->root_fd = s->root_fd;
@@ -353,9 +351,7 @@ void cmd_mlsd(struct session *s, const char *arg)
 void cmd_mlst(struct session *s, const char *arg)
 {
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_READ))
-		return;
-	if (session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_READ, false, path) < 0)
 		return;
 	struct stat st;
 	int rc = vfs_stat(s->root_fd, path, &st);
@@ -366,7 +362,7 @@ void cmd_mlst(struct session *s, const char *arg)
 	struct listing_entry e;
 	to_entry(path, &st, &e);
 	char perm[16];
-	perm_letters(s->perms, S_ISDIR(st.st_mode), perm);
+	perm_letters(session_perms_at(s, path, S_ISDIR(st.st_mode)), S_ISDIR(st.st_mode), perm);
 	struct buf b;
 	buf_init(&b, 2 * VPATH_MAX + 1024);
 	/* RFC 3659 s.7.2: the facts line starts with a space, the name is the full path. */

@@ -98,7 +98,7 @@ void cmd_retr(struct session *s, const char *arg)
 	uint64_t rest = s->rest;
 	s->rest = 0;
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_READ) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_READ, false, path) < 0)
 		return;
 	int fd = vfs_open(s->root_fd, path, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0) {
@@ -236,7 +236,7 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 	uint64_t rest = s->rest;
 	s->rest = 0;
 	char path[VPATH_MAX];
-	if (!session_need(s, PERM_WRITE) || session_path(s, arg, path) < 0)
+	if (session_path_need(s, arg, PERM_WRITE, false, path) < 0)
 		return;
 	int flags = O_WRONLY | O_NONBLOCK;
 	if (append)
@@ -280,10 +280,8 @@ void cmd_appe(struct session *s, const char *arg)
 void cmd_stou(struct session *s, const char *arg)
 {
 	s->rest = 0;
-	if (!session_need(s, PERM_WRITE))
-		return;
 	char base[VPATH_MAX];
-	if (session_path(s, arg[0] != '\0' ? arg : "ftp.upload", base) < 0)
+	if (session_path_need(s, arg[0] != '\0' ? arg : "ftp.upload", PERM_WRITE, false, base) < 0)
 		return;
 	char path[VPATH_MAX];
 	for (unsigned i = 0; i < 1000; i++) {

@@ -24,6 +24,7 @@
 #include "common/listing.h"
 #include "common/reply.h"
 #include "server/auth.h"
+#include "server/user_settings.h"
 #include "server/data.h"
 #include "server/dispatch.h"
 #include "server/log.h"
@@ -84,6 +85,8 @@ static void free_session(struct session *s)
 	free(s->cwd);
 	free(s->rnfr);
 	free(s->cert_cn);
+	if (s->set_owned)
+		free((void *)s->set);
 	TAILQ_REMOVE(&srv->sessions, s, link);
 	srv->n_sessions--;
 	uint64_t id = s->id;
@@ -205,10 +208,29 @@ void session_reply_raw(struct session *s, const struct buf *b)
 
 bool session_need(struct session *s, unsigned perm)
 {
-	if ((s->perms & perm) == perm)
+	unsigned any = s->perms;
+	for (unsigned i = 0; s->set != NULL && i < s->set->n_dirs; i++)
+		any |= s->set->dirs[i].perms;
+	if ((any & perm) == perm)
 		return true;
 	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
 	return false;
+}
+
+unsigned session_perms_at(const struct session *s, const char *vpath, bool contents)
+{
+	return user_settings_perms(s->set, s->perms, vpath, contents);
+}
+
+int session_path_need(struct session *s, const char *arg, unsigned perm, bool contents,
+		      char *out)
+{
+	if (session_path(s, arg, out) < 0)
+		return -1;
+	if ((session_perms_at(s, out, contents) & perm) == perm)
+		return 0;
+	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
+	return -1;
 }
 
 void session_reply_errno(struct session *s, int rc, const char *what)

@@ -24,6 +24,7 @@
 #include "server/log.h"
 
 struct auth_pool;
+struct user_settings;
 struct users;
 struct data_chan;
 struct transfer;
@@ -112,7 +113,9 @@ struct session {
 	unsigned login_failures;
 	struct auth_request *auth;      /* a password check in flight, or NULL */
 	struct event *delay_timer;      /* a failed login's delay */
-	unsigned perms;
+	unsigned perms;                 /* base permissions */
+	const struct user_settings *set; /* per-user settings, or NULL (user_settings.h) */
+	bool set_owned;                 /* set is this session's to free (else the users table's) */
 	int root_fd;                    /* O_PATH descriptor of the user's root, -1 before login */
 	char *cwd;                      /* the working directory (from login on), exactly sized */
 
@@ -175,8 +178,19 @@ void session_replyf(struct session *s, int code, const char *fmt, ...)
 /* Queue bytes already formatted as a reply (multi-line builders). */
 void session_reply_raw(struct session *s, const struct buf *b);
 
-/* Whether the user holds the permission (enum perm); replies 550 when not. */
+/* Whether the user holds the permission (enum perm) anywhere; replies 550 when not. */
 bool session_need(struct session *s, unsigned perm);
+/*
+ * The permissions at vpath: the base ones, or a directory rule's (user_settings_perms;
+ * contents: the command acts on what lies in vpath, as LIST does).
+ */
+unsigned session_perms_at(const struct session *s, const char *vpath, bool contents);
+/*
+ * session_path(), then whether the user holds perm at the path (session_perms_at).
+ * Replies 553/501/550 and returns -1 on failure.
+ */
+int session_path_need(struct session *s, const char *arg, unsigned perm, bool contents,
+		      char *out);
 
 /* Reply to a failed file operation, choosing the code from errno (negative rc). */
 void session_reply_errno(struct session *s, int rc, const char *what);
