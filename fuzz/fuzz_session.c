@@ -801,6 +801,7 @@ static void start(struct run *r, int variant)
 	srv->anon_root_fd = root_path_fd;
 	srv->tls = NULL;
 	TAILQ_INIT(&srv->sessions);
+	LIST_INIT(&srv->user_groups);
 	srv->base = event_base_new();
 	if (srv->base == NULL)
 		fail("event_base_new");

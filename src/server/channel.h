@@ -111,6 +111,36 @@ struct msg_close_unauth {
 };
 
 /*
+ * Users with limits that span sessions (user_settings.h: max_sessions, user_rate_*): the
+ * sessions of one user may be in any worker, so the master counts them.  USER_LOGIN takes
+ * the place of LOGIN_OK for such a user, once the password has been checked: the session
+ * reads no command until USER_ADMIT answers, error 0 (logged in: it counts) or EUSERS
+ * (max_sessions reached: 530, not logged in).  USER_SHARE then tells every worker holding
+ * sessions of the user its part of the user's rates: the rate times its sessions of the
+ * user over all of them.  Names are NUL-terminated.
+ */
+struct msg_user_login {
+	uint64_t id;
+	char name[64];
+	uint32_t max_sessions;           /* 0: none */
+	uint32_t rate_down;              /* bytes/s across the user's sessions; 0: none */
+	uint32_t rate_up;
+	uint32_t reserved;               /* 0 */
+};
+
+struct msg_user_admit {
+	uint64_t id;
+	int32_t error;                   /* 0, or EUSERS */
+	uint32_t sessions;               /* the user's sessions, this one included if admitted */
+};
+
+struct msg_user_share {
+	char name[64];
+	uint32_t rate_down;              /* this worker's part; 0: no limit */
+	uint32_t rate_up;
+};
+
+/*
  * Reconciliation: a worker lists its live sessions (SYNC_BEGIN, SYNC_IDS..., SYNC_END),
  * periodically and when the master asks (SYNC_REQUEST).  upto is the highest session id the
  * worker had received when it began: every record of that worker up to it that the list
@@ -158,6 +188,9 @@ _Static_assert(sizeof(struct msg_login_delay) == 16, "padding in msg_login_delay
 _Static_assert(sizeof(struct msg_close_unauth) == 16, "padding in msg_close_unauth");
 _Static_assert(sizeof(struct msg_sync) == 16, "padding in msg_sync");
 _Static_assert(sizeof(struct msg_data_refused) == 16, "padding in msg_data_refused");
+_Static_assert(sizeof(struct msg_user_login) == 88, "padding in msg_user_login");
+_Static_assert(sizeof(struct msg_user_admit) == 16, "padding in msg_user_admit");
+_Static_assert(sizeof(struct msg_user_share) == 72, "padding in msg_user_share");
 _Static_assert(sizeof(struct msg_sync_ids) == 8 + 8 * MSG_SYNC_IDS_MAX, "padding in msg_sync_ids");
 _Static_assert(sizeof(struct msg_port20_req) == sizeof(struct sockaddr_storage),
 	       "padding in msg_port20_req");

@@ -22,6 +22,8 @@
 #include "server/log.h"
 #include "server/session.h"
 #include "server/throttle.h"
+#include "server/user_group.h"
+#include "server/user_settings.h"
 #include "server/users.h"
 #include "server/vfs.h"
 #include "server/worker.h"
@@ -114,6 +116,7 @@ void login_abandon(struct session *s)
 		auth_cancel(s->auth);
 		s->auth = NULL;
 	}
+	s->admit = NULL;
 }
 
 void login_closed_by_master(struct session *s, bool banned)
@@ -133,29 +136,9 @@ void login_closed_by_master(struct session *s, bool banned)
 	}
 }
 
-static void login_ok(struct session *s, const char *home, unsigned perms, bool anonymous)
+/* The session is logged in: its root is open, its settings (if any) in place. */
+static void logged_in(struct session *s, bool anonymous)
 {
-	/* The anonymous root was opened by the master, before it dropped privileges. */
-	int fd = anonymous ? fcntl(s->srv->anon_root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
-	if (fd < 0 && anonymous)
-		fd = -errno;
-	if (fd == -EMFILE || fd == -ENFILE) {
-		/* Not the user's fault, and not a failed login: the server is full. */
-		log_warn("session %llu: out of descriptors at login: %s", (unsigned long long)s->id,
-			 strerror(-fd));
-		session_reply(s, R_421_CLOSING, "Server out of resources; try again later.");
-		session_close_after_flush(s, "out of descriptors");
-		return;
-	}
-	if (fd < 0) {
-		log_error("session %llu: home of user=%s home=%s unavailable: %s",
-			  (unsigned long long)s->id, LOG_Q(s->username), LOG_Q(home), strerror(-fd));
-		session_reply(s, R_530_NOT_LOGGED_IN, "Login failed: home directory unavailable.");
-		s->flags &= ~SF_USER_GIVEN;
-		return;
-	}
-	s->root_fd = fd;
-	s->perms = perms;
 	s->flags |= SF_LOGGED_IN;
 	if (anonymous) {
 		s->flags |= SF_ANONYMOUS;
@@ -168,9 +151,122 @@ static void login_ok(struct session *s, const char *home, unsigned perms, bool a
 	}
 	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
 		 LOG_Q(s->username), anonymous ? " (anonymous)" : "");
-	report(s, MSG_LOGIN_OK); /* no longer counts as waiting to log in */
 	session_reply(s, R_230_LOGGED_IN, "Login successful.");
 	session_touch(s);
+}
+
+/* Open the user's root; false (replied) when it cannot be. */
+static bool open_root(struct session *s, const char *home, bool anonymous)
+{
+	/* The anonymous root was opened by the master, before it dropped privileges. */
+	int fd = anonymous ? fcntl(s->srv->anon_root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
+	if (fd < 0 && anonymous)
+		fd = -errno;
+	if (fd == -EMFILE || fd == -ENFILE) {
+		/* Not the user's fault, and not a failed login: the server is full. */
+		log_warn("session %llu: out of descriptors at login: %s", (unsigned long long)s->id,
+			 strerror(-fd));
+		session_reply(s, R_421_CLOSING, "Server out of resources; try again later.");
+		session_close_after_flush(s, "out of descriptors");
+		return false;
+	}
+	if (fd < 0) {
+		log_error("session %llu: home of user=%s home=%s unavailable: %s",
+			  (unsigned long long)s->id, LOG_Q(s->username), LOG_Q(home), strerror(-fd));
+		session_reply(s, R_530_NOT_LOGGED_IN, "Login failed: home directory unavailable.");
+		s->flags &= ~SF_USER_GIVEN;
+		return false;
+	}
+	s->root_fd = fd;
+	return true;
+}
+
+static void login_anonymous(struct session *s)
+{
+	if (!open_root(s, s->srv->cfg->root, true))
+		return;
+	s->perms = s->srv->cfg->anon_permissions;
+	report(s, MSG_LOGIN_OK); /* no longer counts as waiting to log in */
+	logged_in(s, true);
+}
+
+/* Whether u has limits the master must count across its sessions (master_users.c). */
+static bool spans_sessions(const struct user_entry *u)
+{
+	return u->set != NULL &&
+	       (u->set->max_sessions != 0 || u->set->user_rate_down != 0 || u->set->user_rate_up != 0);
+}
+
+/* Take u's permissions, settings and shared rates; false (replied) on failure. */
+static bool take_user(struct session *s, const struct user_entry *u)
+{
+	s->perms = u->perms;
+	s->set = u->set; /* the frozen users table's: valid for the worker's life */
+	if (u->set != NULL && (u->set->user_rate_down != 0 || u->set->user_rate_up != 0)) {
+		s->group = user_group_get(s->srv, u->name, u->set->user_rate_down,
+					  u->set->user_rate_up);
+		if (s->group == NULL) {
+			session_reply(s, R_421_CLOSING, "Out of memory; try again later.");
+			session_close_after_flush(s, "out of memory");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The password was right (or the certificate stands for it): the user u logs in. */
+static void login_user(struct session *s, const struct user_entry *u)
+{
+	struct sockaddr_storage peer = session_peer(s);
+	if (!user_settings_allows(u->set, &peer)) {
+		/* Told apart in the log only: to the client, a wrong password. */
+		log_warn("session %llu: user=%s may not log in from %s (allow)",
+			 (unsigned long long)s->id, LOG_Q(u->name), s->peer_str);
+		login_failed(s);
+		return;
+	}
+	if (!spans_sessions(u)) {
+		if (!open_root(s, u->home, false) || !take_user(s, u))
+			return;
+		report(s, MSG_LOGIN_OK);
+		logged_in(s, false);
+		return;
+	}
+	/* The master counts the user's sessions in every worker: wait for its word. */
+	struct msg_user_login msg = { .id = s->id,
+				      .max_sessions = u->set->max_sessions,
+				      .rate_down = (uint32_t)u->set->user_rate_down,
+				      .rate_up = (uint32_t)u->set->user_rate_up };
+	str_copy(msg.name, sizeof(msg.name), u->name);
+	if (s->srv->master == NULL || send_USER_LOGIN(s->srv->master, &msg, -1) < 0) {
+		session_reply(s, R_421_CLOSING, "Service not available; try again later.");
+		session_close_after_flush(s, "cannot reach the master");
+		return;
+	}
+	s->admit = u;
+}
+
+void login_admitted(struct session *s, int error, unsigned sessions)
+{
+	const struct user_entry *u = s->admit;
+	if (u == NULL)
+		return; /* closed or abandoned meanwhile */
+	s->admit = NULL;
+	if (error != 0) {
+		log_info("session %llu: user=%s refused: %u sessions already (max_sessions %u)",
+			 (unsigned long long)s->id, LOG_Q(u->name), sessions, u->set->max_sessions);
+		session_replyf(s, R_530_NOT_LOGGED_IN,
+			       "Too many sessions for this user (at most %u); try again later.",
+			       u->set->max_sessions);
+		s->username[0] = '\0';
+		s->flags &= ~SF_USER_GIVEN;
+		session_resume(s);
+		return;
+	}
+	/* Counted by the master from now on: a root that fails ends the session's count too. */
+	if (open_root(s, u->home, false) && take_user(s, u))
+		logged_in(s, false);
+	session_resume(s);
 }
 
 static void on_checked(void *ctx, const struct user_entry *u)
@@ -180,7 +276,7 @@ static void on_checked(void *ctx, const struct user_entry *u)
 	if (u == NULL)
 		login_failed(s);
 	else
-		login_ok(s, u->home, u->perms, false);
+		login_user(s, u);
 	session_resume(s);
 }
 
@@ -196,7 +292,7 @@ void cmd_pass(struct session *s, const char *arg)
 	}
 	const struct config *cfg = s->srv->cfg;
 	if (is_anonymous_name(s->username) && cfg->anonymous && s->srv->anon_root_fd >= 0) {
-		login_ok(s, cfg->root, cfg->anon_permissions, true);
+		login_anonymous(s);
 		return;
 	}
 	const struct user_entry *cu = tls_cert_names_user(s) ? users_find(s->srv->users, s->username)
@@ -205,7 +301,7 @@ void cmd_pass(struct session *s, const char *arg)
 		/* tls_cert_login: the verified certificate stands for the password. */
 		log_info("session %llu: user=%s logs in by client certificate",
 			 (unsigned long long)s->id, LOG_Q(s->username));
-		login_ok(s, cu->home, cu->perms, false);
+		login_user(s, cu);
 		return;
 	}
 	/* Everything else, even a user that cannot exist, costs one hash off the loop. */

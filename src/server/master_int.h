@@ -7,6 +7,7 @@
  *                      logged in (max_unauthenticated), reconciliation, the status line
  *   master_workers.c   starting and supervising workers, and their channels' messages
  *   master_login.c     failed logins: delays and bans (throttle.h does the counting)
+ *   master_users.c     users' sessions across workers: max_sessions, shares of user rates
  *   master_pasv.c      passive requests, the glue beside pasv_broker.c
  */
 #ifndef FERRY_SERVER_MASTER_INT_H
@@ -30,8 +31,10 @@
 #define MAX_WORKER_SLOTS 512
 #define REC_BUCKETS 4096
 #define ADDR_BUCKETS 4096
+#define USER_BUCKETS 1024
 
 struct master;
+struct user_count;
 
 struct worker_slot {
 	struct master *m;       /* the channel handlers' way back */
@@ -56,6 +59,7 @@ struct conn_rec {
 	uint32_t sync_gen;      /* see worker_slot */
 	bool unauth;            /* not logged in yet: on the master's unauth list */
 	bool checking;          /* a password check is in flight: never evicted */
+	struct user_count *user; /* its user's count, for users with limits across sessions */
 	TAILQ_ENTRY(conn_rec) unauth_link;
 };
 
@@ -79,6 +83,7 @@ struct master {
 	struct worker_slot slots[MAX_WORKER_SLOTS];
 	struct conn_rec *recs[REC_BUCKETS];
 	struct addr_count *addrs[ADDR_BUCKETS];
+	struct user_count *users[USER_BUCKETS]; /* users with limits across sessions */
 	unsigned total;
 	unsigned n_addrs;
 	uint64_t next_id;
@@ -148,6 +153,12 @@ int master_login_init(struct master *m);
 void master_login_free(struct master *m);
 void close_unauth(struct master *m, struct conn_rec *r, int why);
 void login_failed(struct master *m, unsigned slot, uint64_t id);
+
+/* master_users.c */
+void user_login(struct master *m, unsigned slot, const struct msg_user_login *p);
+/* The record goes: its user's count goes down, and the shares of the user's rates change. */
+void user_release(struct master *m, struct conn_rec *r);
+unsigned user_sessions(struct master *m, const char *name);
 
 /* master_pasv.c */
 bool is_host_name(const char *a);

@@ -120,6 +120,7 @@ static void rec_unlink(struct master *m, struct conn_rec **pp)
 	struct conn_rec *r = *pp;
 	*pp = r->next;
 	unauth_forget(m, r);
+	user_release(m, r);
 	struct sockaddr_storage addr = hostport_addr_get(&r->addr);
 	struct addr_count **ap = addr_find(m, &addr);
 	if (*ap != NULL && --(*ap)->n == 0) {

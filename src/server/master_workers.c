@@ -231,6 +231,12 @@ static void on_login_ok(void *ctx, const struct msg_session *p, int fd)
 		unauth_forget(w->m, r);
 }
 
+static void on_user_login(void *ctx, const struct msg_user_login *p, int fd)
+{
+	struct worker_slot *w = ctx;
+	user_login(w->m, slot_of(w), p);
+}
+
 static void on_data_refused(void *ctx, const struct msg_data_refused *p, int fd)
 {
 	struct worker_slot *w = ctx;
@@ -266,6 +272,7 @@ static const struct channel_handlers worker_msgs = {
 	.on_LOGIN_CHECKING = on_login_checking,
 	.on_LOGIN_FAILED = on_login_failed,
 	.on_LOGIN_OK = on_login_ok,
+	.on_USER_LOGIN = on_user_login,
 	.on_DATA_REFUSED = on_data_refused,
 	.on_SYNC_BEGIN = on_sync_begin,
 	.on_SYNC_IDS = on_sync_ids,

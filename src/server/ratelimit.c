@@ -61,7 +61,11 @@ uint64_t rate_allowed(struct rate_bucket *b, uint64_t now_ns)
 	if (b == NULL || b->rate == 0)
 		return UINT64_MAX;
 	refill(b, now_ns);
-	return b->tokens > 0 ? (uint64_t)b->tokens : 0;
+	/*
+	 * Half a burst at least, or nothing: a transfer woken as soon as a few bytes are due
+	 * would move them a few at a time (a sendfile of one byte per wake-up).
+	 */
+	return b->tokens >= (int64_t)(b->burst / 2) ? (uint64_t)b->tokens : 0;
 }
 
 void rate_charge(struct rate_bucket *b, uint64_t n)
@@ -78,9 +82,8 @@ uint64_t rate_wait_ns(struct rate_bucket *b, uint64_t now_ns)
 {
 	if (rate_allowed(b, now_ns) > 0)
 		return 0;
-	uint64_t need = (uint64_t)(b->burst / 2) + (uint64_t)(-b->tokens);
-	uint64_t ns = need * 1000000000ull / b->rate;
-	return ns == 0 ? 1 : ns;
+	uint64_t need = (uint64_t)((int64_t)(b->burst / 2) - b->tokens);
+	return (need * 1000000000ull + b->rate - 1) / b->rate; /* rounded up: not a moment early */
 }
 
 uint64_t rate_now_ns(void)

@@ -26,13 +26,16 @@ struct rate_bucket {
 void rate_init(struct rate_bucket *b, uint64_t rate, uint64_t now_ns);
 /* A new rate, keeping what the bucket holds (up to the new burst). */
 void rate_set(struct rate_bucket *b, uint64_t rate, uint64_t now_ns);
-/* Bytes that may move now: 0 when empty; UINT64_MAX when unlimited (b NULL, or rate 0). */
+/*
+ * Bytes that may move now: 0 when the bucket holds less than half its burst; UINT64_MAX
+ * when unlimited (b NULL, or rate 0).
+ */
 uint64_t rate_allowed(struct rate_bucket *b, uint64_t now_ns);
 /* n bytes have moved. */
 void rate_charge(struct rate_bucket *b, uint64_t n);
 /*
- * Nanoseconds until the bucket holds a useful amount again (half its burst), when it
- * allows nothing now; 0 when it allows something.
+ * Nanoseconds until the bucket holds half its burst again, when it allows nothing now;
+ * 0 when it allows something.
  */
 uint64_t rate_wait_ns(struct rate_bucket *b, uint64_t now_ns);
 /* The current CLOCK_MONOTONIC time in nanoseconds. */

@@ -41,6 +41,7 @@
 #include "server/config.h"
 #include "server/log.h"
 #include "server/session.h"
+#include "server/user_settings.h"
 #include "server/users.h"
 
 /* ---- capabilities and no_new_privs ---- */
@@ -304,7 +305,8 @@ static int landlock_worker(const struct server *srv)
 				 "nothing", u->name, u->home, strerror(errno));
 			continue;
 		}
-		rc = ll_add_dir(rs, fd, ll_rights(u->perms, fs));
+		/* The kernel keeps the home; rules beneath it (user_settings.h) are ferryd's. */
+		rc = ll_add_dir(rs, fd, ll_rights(user_settings_any_perms(u->set, u->perms), fs));
 		close(fd);
 		n_roots++;
 	}

@@ -24,6 +24,7 @@
 #include "common/listing.h"
 #include "common/reply.h"
 #include "server/auth.h"
+#include "server/user_group.h"
 #include "server/user_settings.h"
 #include "server/data.h"
 #include "server/dispatch.h"
@@ -87,6 +88,7 @@ static void free_session(struct session *s)
 	free(s->cert_cn);
 	if (s->set_owned)
 		free((void *)s->set);
+	user_group_put(s->group);
 	TAILQ_REMOVE(&srv->sessions, s, link);
 	srv->n_sessions--;
 	uint64_t id = s->id;
@@ -208,10 +210,7 @@ void session_reply_raw(struct session *s, const struct buf *b)
 
 bool session_need(struct session *s, unsigned perm)
 {
-	unsigned any = s->perms;
-	for (unsigned i = 0; s->set != NULL && i < s->set->n_dirs; i++)
-		any |= s->set->dirs[i].perms;
-	if ((any & perm) == perm)
+	if ((user_settings_any_perms(s->set, s->perms) & perm) == perm)
 		return true;
 	session_reply(s, R_550_UNAVAILABLE, "Permission denied.");
 	return false;
@@ -321,7 +320,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 static bool busy(const struct session *s)
 {
-	return s->xfer != NULL || s->auth != NULL || s->delay_timer != NULL ||
+	return s->xfer != NULL || s->auth != NULL || s->delay_timer != NULL || s->admit != NULL ||
 	       data_waiting_for_master(s) || (s->flags & SF_CCC);
 }
 

@@ -24,6 +24,8 @@
 #include "server/log.h"
 
 struct auth_pool;
+struct user_entry;
+struct user_group;
 struct user_settings;
 struct users;
 struct data_chan;
@@ -46,6 +48,7 @@ struct server {
 	int anon_root_fd;           /* O_PATH descriptor of the anonymous root, or -1 */
 	struct tls_ctx *tls;        /* NULL when FTPS is not configured */
 	TAILQ_HEAD(, session) sessions;
+	LIST_HEAD(, user_group) user_groups; /* users whose rates span sessions (user_group.h) */
 	struct session *by_id[SESSION_ID_BUCKETS]; /* chained through id_next */
 	unsigned n_sessions;
 	uint32_t pasv_seq;          /* numbers passive requests to the master */
@@ -116,6 +119,8 @@ struct session {
 	unsigned perms;                 /* base permissions */
 	const struct user_settings *set; /* per-user settings, or NULL (user_settings.h) */
 	bool set_owned;                 /* set is this session's to free (else the users table's) */
+	struct user_group *group;       /* the user's shared rates, or NULL */
+	const struct user_entry *admit; /* logged in once the master admits it (USER_ADMIT) */
 	int root_fd;                    /* O_PATH descriptor of the user's root, -1 before login */
 	char *cwd;                      /* the working directory (from login on), exactly sized */
 

@@ -93,6 +93,8 @@ unsigned throttle_size(const struct throttle *t);
 struct session;
 void login_delay_decided(struct session *s, unsigned ms);
 void login_closed_by_master(struct session *s, bool banned);
+/* The master's USER_ADMIT: error 0 logs the session in, EUSERS refuses it (max_sessions). */
+void login_admitted(struct session *s, int error, unsigned sessions);
 /* The session is ending: a password check or a failed login's delay in flight is dropped. */
 void login_abandon(struct session *s);
 

@@ -30,7 +30,10 @@
 #include "common/tls.h"
 #include "server/data.h"
 #include "server/log.h"
+#include "server/ratelimit.h"
 #include "server/session.h"
+#include "server/user_group.h"
+#include "server/user_settings.h"
 #include "server/worker.h"
 
 /* Refill the output when it falls below LOW; never queue far more than HIGH. */
@@ -95,6 +98,11 @@ struct transfer {
 	uint64_t written;      /* upload bytes written to the file (after TYPE A conversion) */
 	struct timespec start;
 	struct ascii_state ascii;
+	/* Bandwidth limits (ratelimit.h): the session's own, and its user's share. */
+	bool paced;
+	struct rate_bucket own;
+	struct rate_bucket *shared; /* the user group's bucket for this direction, or NULL */
+	struct event *pace_timer;   /* brings a paused transfer back */
 };
 
 static double elapsed(const struct transfer *t)
@@ -115,6 +123,8 @@ static uint64_t bytes_moved(const struct transfer *t)
 
 static void release(struct transfer *t)
 {
+	if (t->pace_timer != NULL)
+		event_free(t->pace_timer);
 	if (t->io_ev != NULL)
 		event_free(t->io_ev); /* before its descriptor closes (a TLS transfer's is bev's) */
 	free(t->out_buf);
@@ -244,6 +254,63 @@ void transfer_status(const struct session *s, struct buf *out)
 
 static int fill_file_binary(void *ctx, struct evbuffer *out);
 
+/* Bytes the transfer may move now: what the emptier of its buckets allows. */
+static uint64_t pace_allowed(struct transfer *t)
+{
+	if (!t->paced)
+		return UINT64_MAX;
+	uint64_t now = rate_now_ns();
+	uint64_t a = rate_allowed(&t->own, now), b = rate_allowed(t->shared, now);
+	return a < b ? a : b;
+}
+
+static void pace_charge(struct transfer *t, uint64_t n)
+{
+	if (!t->paced)
+		return;
+	rate_charge(&t->own, n);
+	rate_charge(t->shared, n);
+}
+
+/*
+ * Nothing may move now: the transfer's I/O event is taken off the loop (a TLS or clear
+ * upload, a paced download) and the pace timer brings it back, or calls fill_output for
+ * a bufferevent's producer.  Returns 0, or -1 after finishing the transfer.
+ */
+static int pace_pause(struct transfer *t)
+{
+	uint64_t now = rate_now_ns();
+	uint64_t a = rate_wait_ns(&t->own, now), b = rate_wait_ns(t->shared, now);
+	uint64_t ns = a > b ? a : b;
+	struct timeval tv = { .tv_sec = (time_t)(ns / 1000000000u),
+			      .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u) };
+	if (t->io_ev != NULL)
+		event_del(t->io_ev);
+	if (evtimer_add(t->pace_timer, &tv) < 0) {
+		finish(t, R_451_LOCAL_ERROR, "Out of memory; transfer aborted.");
+		return -1;
+	}
+	return 0;
+}
+
+static void fill_output(struct transfer *t);
+
+static void on_pace_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct transfer *t = arg;
+	if (t->io_ev != NULL) {
+		struct timeval tv = { .tv_sec = t->s->srv->cfg->data_timeout, .tv_usec = 0 };
+		if (event_add(t->io_ev, &tv) < 0) {
+			finish(t, R_451_LOCAL_ERROR, "Out of memory; transfer aborted.");
+			return;
+		}
+		event_active(t->io_ev, t->spec.upload ? EV_READ : EV_WRITE, 0);
+		return;
+	}
+	if (t->bev != NULL)
+		fill_output(t);
+}
+
 static void fill_output(struct transfer *t)
 {
 	if (t->tls && !t->verified)
@@ -254,9 +321,16 @@ static void fill_output(struct transfer *t)
 		      : t->spec.fill == fill_file_binary ? 2 * SEND_MAX
 							 : OUT_HIGH;
 	while (!t->produced_all && evbuffer_get_length(out) < high) {
+		if (pace_allowed(t) == 0) {
+			/* Paced: what is queued leaves; the timer queues the next piece. */
+			if (!evtimer_pending(t->pace_timer, NULL))
+				pace_pause(t);
+			return;
+		}
 		size_t before = evbuffer_get_length(out);
 		int rc = t->spec.fill(t->spec.fill_ctx, out);
 		t->queued += evbuffer_get_length(out) - before;
+		pace_charge(t, evbuffer_get_length(out) - before);
 		if (rc < 0) {
 			char text[160];
 			log_stopped(t, "reading the file", -rc);
@@ -302,6 +376,9 @@ static int fill_file_binary(void *ctx, struct evbuffer *out)
 	}
 	uint64_t left = t->spec.size - t->seg_queued;
 	uint64_t n = left < SEND_MAX ? left : SEND_MAX;
+	uint64_t allowed = pace_allowed(t); /* a paced download queues what it may send */
+	if (n > allowed)
+		n = allowed;
 	if (evbuffer_add_file_segment(out, t->seg, (ev_off_t)t->seg_queued, (ev_off_t)n) < 0)
 		return -EIO;
 	t->seg_queued += n;
@@ -348,10 +425,18 @@ static void on_tls_download(evutil_socket_t fd, short what, void *arg)
 		if (t->out_off == t->out_len && !t->out_eof) {
 			if (budget == 0)
 				return;
+			uint64_t allowed = pace_allowed(t);
+			if (allowed == 0) {
+				pace_pause(t);
+				return;
+			}
+			size_t want = allowed < OUT_BUF ? (size_t)allowed : OUT_BUF;
 			ssize_t n;
 			do {
-				n = read(t->spec.file_fd, t->out_buf, OUT_BUF);
+				n = read(t->spec.file_fd, t->out_buf, want);
 			} while (n < 0 && errno == EINTR);
+			if (n > 0)
+				pace_charge(t, (uint64_t)n);
 			if (n < 0) {
 				char text[160];
 				int err = errno;
@@ -581,6 +666,13 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < UPLOAD_READS; i++) {
 		bool spliced = !t->spec.ascii && !t->no_splice && upload_pipe[0] >= 0;
 		size_t want = spliced ? upload_pipe_size : UPLOAD_BUF;
+		uint64_t allowed = pace_allowed(t);
+		if (allowed == 0) {
+			pace_pause(t);
+			return;
+		}
+		if (want > allowed)
+			want = (size_t)allowed;
 		ssize_t n = spliced ? splice(fd, NULL, upload_pipe[1], NULL, want,
 					     SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
 				    : read(fd, upload_buf, want);
@@ -601,6 +693,7 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 			upload_done(t);
 			return;
 		}
+		pace_charge(t, (uint64_t)n);
 		int rc = spliced ? pipe_to_file(t, (size_t)n) : store(t, upload_buf, (size_t)n);
 		if (rc < 0) {
 			upload_failed(t, rc);
@@ -627,17 +720,23 @@ static void on_tls_upload(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (int i = 0; i < UPLOAD_READS; i++) {
+		uint64_t allowed = pace_allowed(t);
+		if (allowed == 0) {
+			pace_pause(t);
+			return;
+		}
+		size_t limit = allowed < UPLOAD_BUF ? (size_t)allowed : UPLOAD_BUF;
 		size_t got = 0;
 		ssize_t n = 1;
-		while (got < UPLOAD_BUF &&
-		       (n = tls_read(t->bev, upload_buf + got, UPLOAD_BUF - got)) > 0)
+		while (got < limit && (n = tls_read(t->bev, upload_buf + got, limit - got)) > 0)
 			got += (size_t)n;
+		pace_charge(t, got);
 		int rc = got > 0 ? store(t, upload_buf, got) : 0;
 		if (rc < 0) {
 			upload_failed(t, rc);
 			return;
 		}
-		if (n > 0)
+		if (n > 0 || got == limit)
 			continue; /* the buffer filled: more may wait */
 		if (n == -EAGAIN)
 			return;
@@ -884,7 +983,7 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	}
 	bool plain_upload = t->spec.upload && !t->tls;
 	clock_gettime(CLOCK_MONOTONIC, &t->start);
-	if (!t->tls && !t->spec.upload && send_at_once(t, fd)) {
+	if (!t->tls && !t->spec.upload && !t->paced && send_at_once(t, fd)) {
 		t->sock_fd = fd;
 		t->connected = true;
 		session_reply(s, R_150_OPENING_DATA, t->spec.opening);
@@ -942,6 +1041,27 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	fill_output(t);
 }
 
+/* The session's rate for the direction, and its user's shared one: a paced transfer. */
+static int set_pace(struct transfer *t)
+{
+	const struct session *s = t->s;
+	uint64_t own = 0;
+	if (s->set != NULL)
+		own = t->spec.upload ? s->set->rate_up : s->set->rate_down;
+	struct rate_bucket *shared = NULL;
+	if (s->group != NULL)
+		shared = t->spec.upload ? &s->group->up : &s->group->down;
+	if (own == 0 && shared == NULL)
+		return 0;
+	t->pace_timer = evtimer_new(s->srv->base, on_pace_timer, t);
+	if (t->pace_timer == NULL)
+		return -1;
+	rate_init(&t->own, own, rate_now_ns());
+	t->shared = shared;
+	t->paced = true;
+	return 0;
+}
+
 void transfer_start(struct session *s, struct transfer_spec *spec)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
@@ -966,6 +1086,11 @@ void transfer_start(struct session *s, struct transfer_spec *spec)
 		t->spec.fill_ctx = t;
 	}
 	t->passive = data_is_passive(s);
+	if (!t->spec.is_listing && set_pace(t) < 0) {
+		release(t);
+		session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
+		return;
+	}
 	s->xfer = t;
 	data_connect(s, on_data_ready);
 }

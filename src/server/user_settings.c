@@ -213,6 +213,13 @@ unsigned user_settings_perms(const struct user_settings *s, unsigned base, const
 	return perms;
 }
 
+unsigned user_settings_any_perms(const struct user_settings *s, unsigned base)
+{
+	for (unsigned i = 0; s != NULL && i < s->n_dirs; i++)
+		base |= s->dirs[i].perms;
+	return base;
+}
+
 bool user_settings_allows(const struct user_settings *s, const struct sockaddr_storage *addr)
 {
 	if (s == NULL || s->n_allow == 0)

@@ -73,6 +73,9 @@ static inline bool user_settings_quota(const struct user_settings *s)
 unsigned user_settings_perms(const struct user_settings *s, unsigned base, const char *vpath,
 			     bool contents);
 
+/* Every permission the user holds somewhere: base and every rule's (the sandbox's rights). */
+unsigned user_settings_any_perms(const struct user_settings *s, unsigned base);
+
 /* Whether a login from addr is allowed (no allow list: any). */
 bool user_settings_allows(const struct user_settings *s, const struct sockaddr_storage *addr);
 

@@ -27,6 +27,7 @@
 #include "server/throttle.h"
 #include "server/tls_files.h"
 #include "server/transfer.h"
+#include "server/user_group.h"
 #include "server/users.h"
 
 struct worker {
@@ -184,6 +185,20 @@ static void on_login_delay(void *ctx, const struct msg_login_delay *p, int fd)
 		login_delay_decided(s, p->delay_ms);
 }
 
+static void on_user_admit(void *ctx, const struct msg_user_admit *p, int fd)
+{
+	struct worker *w = ctx;
+	struct session *s = session_find(&w->srv, p->id);
+	if (s != NULL)
+		login_admitted(s, p->error, p->sessions);
+}
+
+static void on_user_share(void *ctx, const struct msg_user_share *p, int fd)
+{
+	struct worker *w = ctx;
+	user_group_share(&w->srv, p);
+}
+
 static void on_close_unauth(void *ctx, const struct msg_close_unauth *p, int fd)
 {
 	struct worker *w = ctx;
@@ -240,6 +255,8 @@ static const struct channel_handlers master_msgs = {
 	.on_DATA_CONN = on_data_conn,
 	.on_LOGIN_DELAY = on_login_delay,
 	.on_CLOSE_UNAUTH = on_close_unauth,
+	.on_USER_ADMIT = on_user_admit,
+	.on_USER_SHARE = on_user_share,
 	.on_SYNC_REQUEST = on_sync_request,
 };
 
@@ -334,6 +351,7 @@ int worker_main(const struct worker_fds *fds, int index)
 	srv->xferlog_fd = fds->xferlog;
 	srv->anon_root_fd = fds->root;
 	TAILQ_INIT(&srv->sessions);
+	LIST_INIT(&srv->user_groups);
 	umask(w->cfg.umask);
 
 	srv->base = event_base_new();

@@ -108,6 +108,7 @@ class User:
     password: str
     home: str
     permissions: str = "read"
+    settings: str = ""          # user_settings.h: the users file's fifth field
 
 
 def crypt_hash(password):
@@ -137,7 +138,8 @@ def write_users_file(path, users):
     lines = []
     for u in users:
         os.makedirs(u.home, exist_ok=True)
-        lines.append(f"{u.name}:{crypt_hash(u.password)}:{u.home}:{u.permissions}\n")
+        settings = f":{u.settings}" if u.settings else ""
+        lines.append(f"{u.name}:{crypt_hash(u.password)}:{u.home}:{u.permissions}{settings}\n")
     Path(path).write_text("".join(lines))
     return path
 
