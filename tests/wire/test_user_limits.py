@@ -92,6 +92,14 @@ def test_bad_settings_are_refused_at_start_with_the_line(start_ferryd, tmp_path)
     assert re.search(r"users1:1: a quota or rate takes a number", srv.log), srv.log
 
 
+def test_quota_is_refused_until_enforced(start_ferryd, tmp_path):
+    u = user(tmp_path, "q", "quota_bytes=10M")
+    srv = start_ferryd(users=[u], ready=False)
+    assert srv.proc.wait(timeout=30) == 2
+    srv.stopped = True
+    assert "users1:1: quota_bytes and quota_files are not enforced" in srv.log, srv.log
+
+
 # -- networks a user may log in from --------------------------------------------------------
 def test_allow_list_refuses_other_networks_like_a_wrong_password(start_ferryd, tmp_path):
     far = user(tmp_path, "far", "allow=198.18.0.0/15")
@@ -256,3 +264,36 @@ def test_user_rate_is_shared_by_sessions_in_two_workers(start_ferryd, tmp_path):
         c.close()
     assert results[0] == data and results[1] == data
     assert 5.0 <= total <= 7.5, f"12 MiB at a shared 2 MiB/s took {total:.2f} s ({took})"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    from conftest import make_traversable
+    from ftptls import make_certs
+    d = tmp_path_factory.mktemp("limits-certs")
+    make_traversable(d)
+    return make_certs(d)
+
+
+@pytest.mark.parametrize("direction", ["down", "up"])
+def test_limits_hold_over_tls(start_ferryd, tmp_path, certs, direction):
+    """PROT P transfers are moved by the worker's own TLS pumps (on_tls_download,
+    on_tls_upload): paced as the clear ones are.  4 MiB at 2 MiB/s: about 2 s."""
+    from ftptls import TLSControl, client_context
+    u = user(tmp_path, "tls", f"rate_{direction}=2M", "read,write")
+    srv = start_ferryd("--tls-cert", certs.server, "--tls-key", certs.server_key, users=[u])
+    data = os.urandom(4 * MiB)
+    home = tmp_path / "home-tls"
+    write_file(home / "f", data)
+    c = TLSControl(srv.host, srv.port, client_context(certs))
+    c.secure_login("tls", "pw-tls")
+    try:
+        if direction == "down":
+            got, took = timed(lambda: c.retr("f"))
+            assert got == data
+        else:
+            _, took = timed(lambda: c.stor("g", data))
+            assert (home / "g").read_bytes() == data
+    finally:
+        c.close()
+    assert 1.7 <= took <= 2.6, f"4 MiB at 2 MiB/s over TLS took {took:.2f} s"
