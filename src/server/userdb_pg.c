@@ -531,13 +531,17 @@ static const char *put_check(const struct user_entry_text *u)
 }
 
 /*
- * Insert, or update the given columns.  xmax is 0 on a row this statement inserted and
- * the updating transaction's id on one it updated: the usual way to tell which an
- * upsert did without a second statement.
+ * Insert, or update the given columns.  The row to insert must pass NOT NULL even when it
+ * is an update (PostgreSQL checks it before it finds the conflict), hence the user's own
+ * hash and home in its VALUES when none are given.  xmax is 0 on a row this statement
+ * inserted and the updating transaction's id on one it updated: the usual way to tell
+ * which an upsert did without a second statement.
  */
 #define PUT_SQL                                                                                    \
 	"INSERT INTO ferry_users AS u (name, hash, home, permissions, settings, disabled) "        \
-	"VALUES ($1, $2, $3, COALESCE($4, 'read'), COALESCE($5, ''), $6) "                        \
+	"VALUES ($1, COALESCE($2, (SELECT hash FROM ferry_users WHERE name = $1)), "               \
+	"COALESCE($3, (SELECT home FROM ferry_users WHERE name = $1)), "                           \
+	"COALESCE($4, 'read'), COALESCE($5, ''), $6) "                                            \
 	"ON CONFLICT (name) DO UPDATE SET hash = COALESCE($2, u.hash), "                          \
 	"home = COALESCE($3, u.home), permissions = COALESCE($4, u.permissions), "                \
 	"settings = COALESCE($5, u.settings), disabled = $6 "                                     \

@@ -175,7 +175,6 @@ listen_addresses = '127.0.0.1'
 port = {self.port}
 unix_socket_directories = '{self.sockdir}'
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 16MB
 max_connections = 30
