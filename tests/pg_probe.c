@@ -147,8 +147,9 @@ static int run_stdin(struct pg_store *st)
 			break;
 		char *argv[ARGS_MAX + 1];
 		int argc = 0;
-		for (char *save, *w = strtok_r(line, "\t", &save); w != NULL && argc < ARGS_MAX;
-		     w = strtok_r(NULL, "\t", &save))
+		/* strsep, not strtok: an empty word (no settings) is a word. */
+		char *rest = line, *w;
+		while ((w = strsep(&rest, "\t")) != NULL && argc < ARGS_MAX)
 			argv[argc++] = w;
 		argv[argc] = NULL;
 		int rc = run(st, argc, argv);

@@ -492,3 +492,84 @@ def test_frozen_backend_times_out_and_is_dropped(db):
         if pid is not None:
             os.kill(pid, signal.SIGCONT)
         s.close()
+
+
+class SeveringProxy:
+    """A TCP relay to PostgreSQL that, once armed, closes a client's connection when the
+    client next sends something, without passing it on: a connection that looked alive
+    while idle and dies under the next statement (a server host that rebooted, a NAT that
+    forgot the flow)."""
+
+    def __init__(self, upstream_port):
+        import threading
+        self.upstream_port = upstream_port
+        self.armed = threading.Event()
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.port = self.ls.getsockname()[1]
+        self.socks = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, False), daemon=True).start()
+
+    def _pump(self, src, dst, from_client):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if from_client and data and self.armed.is_set():
+                self.armed.clear()
+                data = b""
+            if not data:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                return
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self.ls.close()
+        for s in self.socks:
+            s.close()
+
+
+def test_connection_that_dies_under_a_statement(db):
+    """A lookup on a connection that breaks when used is sent again on a new one, within
+    the same call; a write is not (it might have been done), and says so."""
+    insert(db, "tess")
+    proxy = SeveringProxy(db.port)
+    s = Session(f"hostaddr=127.0.0.1 port={proxy.port} dbname=ferry user=ferry "
+                "sslmode=disable")
+    try:
+        assert s.run("lookup", "tess")[0] == EXIT["ok"]
+        proxy.armed.set()
+        rc, lines, elapsed = s.run("lookup", "tess")
+        assert rc == EXIT["ok"] and lines[0] == "name=tess", lines
+        assert not proxy.armed.is_set()     # it did sever the first connection
+        assert_timely(elapsed)
+        proxy.armed.set()
+        rc, lines, _ = s.run("put", "uma", HASH, "/srv/uma", "read", "")
+        assert rc == EXIT["error"] and "connection lost" in lines[0], lines
+        assert db.psql("SELECT count(*) FROM ferry_users WHERE name = 'uma'").strip() == "0"
+        assert s.run("put", "uma", HASH, "/srv/uma", "read", "")[0] == EXIT["ok"]
+    finally:
+        s.close()
+        proxy.close()
