@@ -327,17 +327,19 @@ static int exchange(struct pg_store *st, const char *sql, int n, const char *con
 
 /*
  * A connection idle since the last call may have been closed by the server (a restart,
- * idle_session_timeout, a DBA's pg_terminate_backend): it then has its goodbye or EOF to
- * read.  Finding that out now costs no round trip and spares a statement the failure.
+ * idle_session_timeout, a DBA's pg_terminate_backend).  The server speaks unasked on an
+ * idle connection mostly to say goodbye (its last error, then EOF, which may come a
+ * little later), otherwise only to report a parameter a reload changed: anything to read
+ * now is reason enough to start afresh, at the cost of one connection set-up, and spares
+ * the statement a failure.  The retry in statement() covers a goodbye that has not
+ * arrived yet.
  */
 static void drop_if_closed(struct pg_store *st)
 {
 	if (st->conn == NULL)
 		return;
 	struct pollfd p = { .fd = PQsocket(st->conn), .events = POLLIN };
-	int n = poll(&p, 1, 0);
-	if (PQstatus(st->conn) != CONNECTION_OK ||
-	    (n > 0 && (PQconsumeInput(st->conn) == 0 || PQstatus(st->conn) != CONNECTION_OK)))
+	if (PQstatus(st->conn) != CONNECTION_OK || poll(&p, 1, 0) != 0)
 		drop_conn(st);
 }
 

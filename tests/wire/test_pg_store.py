@@ -432,6 +432,10 @@ def test_restart_between_lookups_is_invisible(pg_cluster):
             db.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE application_name = 'ferryd'")
             assert s.run("lookup", "quinn")[0] == EXIT["ok"]
+            # A write is never sent twice, so only seeing the goodbye first saves it.
+            db.restart()
+            rc, lines, _ = s.run("passwd", "quinn", HASH)
+            assert (rc, lines) == (EXIT["ok"], ["updated"])
         finally:
             s.close()
 
