@@ -5,13 +5,14 @@
  *
  * A login must never hang on the database: every call is bounded by the store's time-out,
  * connecting included, and answers "unreachable" rather than wait.  The bound holds when
- * the connection string names the server by address (hostaddr=, or a socket directory in
- * host=): libpq resolves a host name before it can be polled.  When a query overruns, its
- * connection is dropped after a cancel request; libpq 15 sends that one blocking, bounded
- * by tcp_user_timeout, which defaults to the store's time-out, so a server host that has
- * vanished from the network can make that one call last up to twice the time-out.
- * Every session also gets statement_timeout = the time-out, so that the server gives up a
- * query the client has given up on, even when the cancel request never arrives.
+ * the connection string names the server by address (hostaddr=, or a socket directory
+ * in host=): libpq resolves a host name with a blocking getaddrinfo().  When a query
+ * overruns, its connection is dropped after a cancel request; libpq 15 sends that one
+ * blocking, bounded by tcp_user_timeout, which defaults to the store's time-out, so a
+ * server host that has vanished from the network can make that one call last up to
+ * twice the time-out.  Every session also gets statement_timeout = the time-out, so that
+ * the server gives up a query the client has given up on, even when the cancel request
+ * never arrives.
  *
  * A pg_store holds one connection and is used by one thread at a time (libpq's rule for a
  * PGconn); threads that look users up at once each make their own.
@@ -86,7 +87,10 @@ int pg_store_set_hash(struct pg_store *st, const char *name, const char *hash, b
  * the hash.  A row lookup would refuse ends with " invalid=" and the reason.
  */
 int pg_store_list(struct pg_store *st, FILE *out, char *err, size_t errlen);
-/* Connect (if need be) and ask the server something trivial, for --check-config. */
+/*
+ * For --check-config: connect (if need be) and read no row of ferry_users, which fails
+ * without the table or the right to read the columns a lookup reads.
+ */
 int pg_store_ping(struct pg_store *st, char *err, size_t errlen);
 
 #endif
