@@ -19,13 +19,15 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "server/log.h"
+#include "server/config.h"
+#include "server/userdb_pg.h"
 #include "server/users.h"
 
 struct auth_request {
 	TAILQ_ENTRY(auth_request) link;
 	char user[64];
 	char password[512];
-	const struct user_entry *result;
+	struct auth_result result;
 	bool reject; /* name or password too long: hash anyway, then fail */
 	auth_done_fn *done; /* NULL once cancelled */
 	void *ctx;
@@ -33,6 +35,7 @@ struct auth_request {
 
 struct auth_pool {
 	const struct users *users;
+	struct pg_store *pg;  /* users_pg, or NULL; used by the thread only */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -52,22 +55,62 @@ static bool equal_ct(const char *a, const char *b, size_t n)
 	return diff == 0;
 }
 
-static bool check_password(const struct auth_pool *p, const struct auth_request *r,
-			   const struct user_entry **out)
+/* Whether password hashes to hash (NULL: no such user, the dummy costs the same). */
+static bool hash_matches(const struct auth_pool *p, const struct auth_request *r,
+			 const char *hash)
 {
-	const struct user_entry *u = users_find(p->users, r->user);
 	/* An unknown user costs the same hash as a known one: no timing oracle. */
-	const char *setting = u != NULL ? u->hash : p->dummy_hash;
+	const char *setting = hash != NULL ? hash : p->dummy_hash;
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	if (cd == NULL)
 		return false;
 	const char *h = crypt_r(r->password, setting, cd);
-	bool ok = u != NULL && h != NULL && h[0] != '*' && strlen(h) == strlen(u->hash) &&
-		  equal_ct(h, u->hash, strlen(h)) && !r->reject;
+	bool ok = hash != NULL && h != NULL && h[0] != '*' && strlen(h) == strlen(hash) &&
+		  equal_ct(h, hash, strlen(h)) && !r->reject;
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
-	*out = ok ? u : NULL;
 	return ok;
+}
+
+/*
+ * The users file first, then PostgreSQL: a name is decided by the first source that
+ * knows it.  A database that cannot answer is -1 (421), never a failed login: the user
+ * did nothing wrong, and counting it would ban addresses for an outage.
+ */
+static void check_password(struct auth_pool *p, struct auth_request *r)
+{
+	struct auth_result *res = &r->result;
+	const struct user_entry *u = r->reject ? NULL : users_find(p->users, r->user);
+	struct user_entry *owned = NULL;
+	if (u == NULL && p->pg != NULL && !r->reject) {
+		owned = calloc(1, sizeof(*owned));
+		char err[256] = "";
+		int rc = owned == NULL ? -1 : pg_store_lookup(p->pg, r->user, owned, err, sizeof(err));
+		if (rc < 0) {
+			log_error("users_pg: %s", owned == NULL ? "out of memory" : err);
+			free(owned);
+			res->status = -1;
+			return;
+		}
+		if (rc == 0) {
+			free(owned);
+			owned = NULL;
+		}
+		u = owned;
+	}
+	bool ok = hash_matches(p, r, u != NULL ? u->hash : NULL) && !u->disabled;
+	if (ok) {
+		res->status = 1;
+		res->user = u;
+		res->owned = owned;
+		return;
+	}
+	if (owned != NULL) {
+		user_entry_clear(owned);
+		explicit_bzero(owned, sizeof(*owned));
+		free(owned);
+	}
+	res->status = 0;
 }
 
 static void *auth_thread(void *arg)
@@ -85,7 +128,7 @@ static void *auth_thread(void *arg)
 		TAILQ_REMOVE(&p->queue, r, link);
 		pthread_mutex_unlock(&p->lock);
 
-		check_password(p, r, &r->result);
+		check_password(p, r);
 		explicit_bzero(r->password, sizeof(r->password));
 		ssize_t w;
 		do {
@@ -94,6 +137,18 @@ static void *auth_thread(void *arg)
 		if (w != (ssize_t)sizeof(r))
 			FERR_BUG("auth result pipe");
 	}
+}
+
+/* A request and what its result still owns (a database's user nobody took). */
+static void free_request(struct auth_request *r)
+{
+	if (r->result.owned != NULL) {
+		user_entry_clear(r->result.owned);
+		explicit_bzero(r->result.owned, sizeof(*r->result.owned));
+		free(r->result.owned);
+	}
+	explicit_bzero(r, sizeof(*r));
+	free(r);
 }
 
 static void on_result(evutil_socket_t fd, short what, void *arg)
@@ -105,8 +160,8 @@ static void on_result(evutil_socket_t fd, short what, void *arg)
 		if (n != (ssize_t)sizeof(r))
 			return; /* EAGAIN: drained (pointer-sized writes to a pipe are atomic) */
 		if (r->done != NULL)
-			r->done(r->ctx, r->result);
-		free(r);
+			r->done(r->ctx, &r->result);
+		free_request(r);
 	}
 }
 
@@ -143,12 +198,22 @@ static void make_dummy_hash(const struct users *users, char *out, size_t outsz)
 	}
 }
 
-struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users)
+struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users,
+				const struct config *cfg)
 {
 	struct auth_pool *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return NULL;
 	p->users = users;
+	if (cfg->users_pg[0] != '\0') {
+		int rc = pg_store_new(cfg->users_pg, cfg->users_pg_timeout, &p->pg);
+		if (rc < 0) {
+			log_error("users_pg: %s", rc == -EINVAL ? "the connection string does not parse"
+							      : strerror(-rc));
+			free(p);
+			return NULL;
+		}
+	}
 	TAILQ_INIT(&p->queue);
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -167,6 +232,7 @@ struct auth_pool *auth_pool_new(struct event_base *base, const struct users *use
 		log_error("cannot start the password-checking thread");
 		if (p->ev != NULL)
 			event_free(p->ev);
+		pg_store_free(p->pg);
 		close(p->pipe_rd);
 		close(p->pipe_wr);
 		free(p);
@@ -187,11 +253,12 @@ void auth_pool_free(struct auth_pool *p)
 	struct auth_request *r;
 	while ((r = TAILQ_FIRST(&p->queue)) != NULL) {
 		TAILQ_REMOVE(&p->queue, r, link);
-		free(r);
+		free_request(r);
 	}
 	/* Results already in the pipe. */
 	while (read(p->pipe_rd, &r, sizeof(r)) == (ssize_t)sizeof(r))
-		free(r);
+		free_request(r);
+	pg_store_free(p->pg);
 	event_free(p->ev);
 	close(p->pipe_rd);
 	close(p->pipe_wr);

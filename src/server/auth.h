@@ -4,7 +4,8 @@
  * crypt(3) with yescrypt costs about 0.1 s of CPU by design; run on the worker's loop it
  * would stall every other session.  A worker therefore hands each check to its own small
  * thread and learns the result through a pipe watched by the loop.  The thread touches
- * only the request and the frozen users table; sessions are never seen by it.
+ * only the request, the frozen users table and its own connection to PostgreSQL (whose
+ * lookups block too, bounded by users_pg_timeout); sessions are never seen by it.
  */
 #ifndef FERRY_SERVER_AUTH_H
 #define FERRY_SERVER_AUTH_H
@@ -14,17 +15,33 @@
 #include <event2/event.h>
 
 struct users;
+struct config;
 struct user_entry;
 struct auth_pool;
 struct auth_request;
 
-/*
- * Called on the loop when a check ends.  u is the matching user on success, NULL when the
- * user is unknown or the password wrong (the two cannot be told apart, on purpose).
- */
-typedef void auth_done_fn(void *ctx, const struct user_entry *u);
+/* What a check found. */
+struct auth_result {
+	/*
+	 * 1: the password is right and the user may log in; 0: refused (an unknown user, a
+	 * wrong password and a disabled user cannot be told apart, on purpose); -1: a source of
+	 * users (PostgreSQL) could not answer: 421, not a failed login.
+	 */
+	int status;
+	const struct user_entry *user; /* status 1: the users table's entry, or owned */
+	struct user_entry *owned;      /* a database's user: the callback takes it (and frees it
+					  with user_entry_clear() and free()), else NULL */
+};
 
-struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users);
+/* Called on the loop when a check ends. */
+typedef void auth_done_fn(void *ctx, struct auth_result *res);
+
+/*
+ * users: the frozen users table (NULL: none); cfg: users_pg and its time-out, looked up
+ * after the table by the same thread.
+ */
+struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users,
+				const struct config *cfg);
 void auth_pool_free(struct auth_pool *p);
 
 /* Queue a check.  Returns NULL if it could not be queued (treat as a failed login). */

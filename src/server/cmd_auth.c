@@ -201,7 +201,7 @@ static bool spans_sessions(const struct user_entry *u)
 static bool take_user(struct session *s, const struct user_entry *u)
 {
 	s->perms = u->perms;
-	s->set = u->set; /* the frozen users table's: valid for the worker's life */
+	s->set = u->set; /* the frozen users table's, or user_owned's: both outlive the session */
 	if (u->set != NULL && (u->set->user_rate_down != 0 || u->set->user_rate_up != 0)) {
 		s->group = user_group_get(s->srv, u->name, u->set->user_rate_down,
 					  u->set->user_rate_up);
@@ -269,14 +269,26 @@ void login_admitted(struct session *s, int error, unsigned sessions)
 	session_resume(s);
 }
 
-static void on_checked(void *ctx, const struct user_entry *u)
+static void on_checked(void *ctx, struct auth_result *res)
 {
 	struct session *s = ctx;
 	s->auth = NULL;
-	if (u == NULL)
+	if (res->status < 0) {
+		/* Logged by the check: an outage of the user database is not the user's failure. */
+		report(s, MSG_LOGIN_OK); /* not idle any more; the session ends anyway */
+		session_reply(s, R_421_CLOSING, "Service not available: the user database cannot be "
+						"reached; try again later.");
+		session_close_after_flush(s, "user database unreachable");
+		return;
+	}
+	if (res->status == 0) {
 		login_failed(s);
-	else
-		login_user(s, u);
+	} else {
+		session_forget_user(s); /* a previous login's, refused after its password */
+		s->user_owned = res->owned;
+		res->owned = NULL;
+		login_user(s, res->user);
+	}
 	session_resume(s);
 }
 

@@ -65,6 +65,11 @@ static const struct config_key config_table[] = {
 	  "what anonymous users may do: read, write, delete, rename, mkdir or all" },
 	{ "users_file", CT_STRING, STR(users_file), 0, 0, "", "FILE",
 	  "virtual users, one 'name:hash:home:permissions' a line (see 'ferryd passwd')" },
+	{ "users_pg", CT_STRING, STR(users_pg), 0, 0, "", "CONNINFO",
+	  "PostgreSQL users (table ferry_users, packaging/ferryd-users.sql), looked up after "
+	  "the users file: a libpq connection string naming the server by address (hostaddr=)" },
+	{ "users_pg_timeout", CT_UINT, NUM(users_pg_timeout), 100, 60000, "3000", "MS",
+	  "the longest a PostgreSQL lookup may take, connecting included; then 421" },
 	{ "user", CT_STRING, STR(user), 0, 0, "nobody", "NAME",
 	  "unprivileged account the server runs as when started as root; owns all files" },
 	{ "workers", CT_UINT, NUM(workers), 0, 256, "0", "N",
@@ -702,8 +707,9 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 		fprintf(err, "tls_cert_login needs tls_client_ca to verify client certificates\n");
 		return -1;
 	}
-	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0') {
-		fprintf(err, "nothing to serve: set root (anonymous) or users_file\n");
+	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0' &&
+	    cfg->users_pg[0] == '\0') {
+		fprintf(err, "nothing to serve: set root (anonymous), users_file or users_pg\n");
 		return -1;
 	}
 	if (cfg->root[0] != '\0' && cfg->root[0] != '/') {

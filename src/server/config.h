@@ -58,6 +58,8 @@ struct config {
 	bool anonymous;
 	unsigned anon_permissions;
 	char users_file[CONFIG_STR_MAX];
+	char users_pg[CONFIG_STR_MAX];    /* libpq connection string; empty: no PostgreSQL users */
+	unsigned users_pg_timeout;       /* milliseconds */
 	char user[64];                   /* unprivileged account when started as root */
 	unsigned workers;                /* 0: one per CPU */
 	bool workers_auto;               /* workers was 0: the master may start more, so that

@@ -26,6 +26,7 @@
 #include "server/auth.h"
 #include "server/user_group.h"
 #include "server/user_settings.h"
+#include "server/users.h"
 #include "server/data.h"
 #include "server/dispatch.h"
 #include "server/log.h"
@@ -86,9 +87,8 @@ static void free_session(struct session *s)
 	free(s->cwd);
 	free(s->rnfr);
 	free(s->cert_cn);
-	if (s->set_owned)
-		free((void *)s->set);
 	user_group_put(s->group);
+	session_forget_user(s);
 	TAILQ_REMOVE(&srv->sessions, s, link);
 	srv->n_sessions--;
 	uint64_t id = s->id;
@@ -206,6 +206,18 @@ void session_replyf(struct session *s, int code, const char *fmt, ...)
 void session_reply_raw(struct session *s, const struct buf *b)
 {
 	queue_reply(s, b);
+}
+
+void session_forget_user(struct session *s)
+{
+	if (s->user_owned == NULL)
+		return;
+	if (s->set == s->user_owned->set)
+		s->set = NULL;
+	user_entry_clear(s->user_owned);
+	explicit_bzero(s->user_owned, sizeof(*s->user_owned));
+	free(s->user_owned);
+	s->user_owned = NULL;
 }
 
 bool session_need(struct session *s, unsigned perm)

@@ -118,7 +118,7 @@ struct session {
 	struct event *delay_timer;      /* a failed login's delay */
 	unsigned perms;                 /* base permissions */
 	const struct user_settings *set; /* per-user settings, or NULL (user_settings.h) */
-	bool set_owned;                 /* set is this session's to free (else the users table's) */
+	struct user_entry *user_owned;  /* a database's user (auth.h), the session's to free */
 	struct user_group *group;       /* the user's shared rates, or NULL */
 	const struct user_entry *admit; /* logged in once the master admits it (USER_ADMIT) */
 	int root_fd;                    /* O_PATH descriptor of the user's root, -1 before login */
@@ -183,6 +183,8 @@ void session_replyf(struct session *s, int code, const char *fmt, ...)
 /* Queue bytes already formatted as a reply (multi-line builders). */
 void session_reply_raw(struct session *s, const struct buf *b);
 
+/* Free user_owned (a login that did not complete, or the session's end). */
+void session_forget_user(struct session *s);
 /* Whether the user holds the permission (enum perm) anywhere; replies 550 when not. */
 bool session_need(struct session *s, unsigned perm);
 /*
