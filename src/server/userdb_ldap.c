@@ -13,12 +13,15 @@
  */
 #include "server/userdb_ldap.h"
 
+#include <errno.h>
 #include <ldap.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "common/num.h"
@@ -29,14 +32,40 @@
 #define ENTRIES_SEEN 2 /* the size limit of a search: one is a user, two are ambiguous */
 #define ID_MAX (UINT32_MAX - 1) /* (uid_t)-1 means "no change" to chown() and setresuid() */
 
-struct ldap_source {
-	struct ldap_source_config cfg; /* bind_password is wiped in ldap_source_free() */
-	LDAP *svc;                     /* the service connection; NULL until needed */
-};
-
 /* A monotonic deadline for one call: every step waits at most for what is left of it. */
 struct deadline {
 	struct timespec at;
+};
+
+/*
+ * libldap 2.5 on GnuTLS does not bound a TLS handshake by LDAP_OPT_NETWORK_TIMEOUT: against
+ * a server that accepts the connection and then says nothing (hung, overloaded), its
+ * gnutls_handshake() spins on the non-blocking socket until GnuTLS's own limit of 40 s.  A
+ * watchdog thread shuts the socket down at the deadline, which ends the handshake with an
+ * error.  It runs from the moment the TCP connection exists (LDAP_OPT_CONNECT_CB) until
+ * conn_open() returns, and is stopped before libldap closes the socket (lc_del), so that it
+ * never shuts down a descriptor number reused since.
+ */
+struct watchdog {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct timespec at; /* CLOCK_MONOTONIC */
+	int fd;
+	bool running, stop, fired;
+	pthread_t thread;
+};
+
+/* One connection; it must not move while ld lives (libldap keeps a pointer to cb). */
+struct conn {
+	LDAP *ld; /* NULL: not connected */
+	struct ldap_conncb cb;
+	struct watchdog wd;
+	bool wd_made; /* wd's mutex and condition exist */
+};
+
+struct ldap_source {
+	struct ldap_source_config cfg; /* bind_password is wiped in ldap_source_free() */
+	struct conn svc;               /* the service connection; svc.ld NULL until needed */
 };
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -98,13 +127,94 @@ static void ld_errf(LDAP *ld, int rc, const char *what, char *err, size_t errlen
 	ldap_memfree(diag);
 }
 
-static void conn_close(LDAP **ld)
+static void *watchdog_run(void *arg)
 {
-	if (*ld == NULL)
+	struct watchdog *w = arg;
+	if (pthread_mutex_lock(&w->mu) != 0)
+		return NULL;
+	while (!w->stop) {
+		int rc = pthread_cond_timedwait(&w->cv, &w->mu, &w->at);
+		if (rc == ETIMEDOUT && !w->stop) {
+			/* Only ends the handshake early; should it fail, the handshake is no worse. */
+			(void)shutdown(w->fd, SHUT_RDWR);
+			w->fired = true;
+			break;
+		}
+		if (rc != 0 && rc != ETIMEDOUT)
+			break;
+	}
+	(void)pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+static void watchdog_stop(struct watchdog *w)
+{
+	if (!w->running)
 		return;
-	/* The result is only whether the unbind request was written: nothing to do about it. */
-	(void)ldap_unbind_ext_s(*ld, NULL, NULL);
-	*ld = NULL;
+	/* Neither call can fail on a mutex and condition that this file made and holds. */
+	(void)pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	(void)pthread_cond_signal(&w->cv);
+	(void)pthread_mutex_unlock(&w->mu);
+	(void)pthread_join(w->thread, NULL);
+	w->running = false;
+}
+
+/* LDAP_OPT_CONNECT_CB: the TCP connection exists, the TLS handshake (ldaps://) is next. */
+static int conn_added(LDAP *ld, Sockbuf *sb, LDAPURLDesc *srv, struct sockaddr *addr,
+		      struct ldap_conncb *ctx)
+{
+	struct watchdog *w = &((struct conn *)ctx->lc_arg)->wd;
+	if (w->running)
+		return 0;
+	if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &w->fd) != 1)
+		return -1;
+	w->stop = false;
+	if (pthread_create(&w->thread, NULL, watchdog_run, w) != 0)
+		return -1; /* fail closed: without the watchdog the wait would be unbounded */
+	w->running = true;
+	return 0;
+}
+
+/* Called before libldap closes the socket (and with sb NULL before it frees the handle). */
+static void conn_deleted(LDAP *ld, Sockbuf *sb, struct ldap_conncb *ctx)
+{
+	watchdog_stop(&((struct conn *)ctx->lc_arg)->wd);
+}
+
+static int watchdog_make(struct conn *c, const struct deadline *d)
+{
+	pthread_condattr_t ca;
+	if (pthread_condattr_init(&ca) != 0)
+		return -1;
+	int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(&c->wd.cv, &ca);
+	(void)pthread_condattr_destroy(&ca);
+	if (rc != 0)
+		return -1;
+	if (pthread_mutex_init(&c->wd.mu, NULL) != 0) {
+		(void)pthread_cond_destroy(&c->wd.cv);
+		return -1;
+	}
+	c->wd.at = d->at;
+	c->wd_made = true;
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->ld != NULL) {
+		/* Its result is only whether the unbind request was written: nothing to do. */
+		(void)ldap_unbind_ext_s(c->ld, NULL, NULL);
+		c->ld = NULL;
+	}
+	if (c->wd_made) {
+		watchdog_stop(&c->wd);
+		(void)pthread_cond_destroy(&c->wd.cv);
+		(void)pthread_mutex_destroy(&c->wd.mu);
+		c->wd_made = false;
+	}
 }
 
 static int set_opt(LDAP *ld, int opt, const void *v, const char *name, char *err, size_t errlen)
@@ -168,38 +278,58 @@ static int conn_options(LDAP *ld, const struct ldap_source_config *c, char *err,
 	return set_tls(ld, c, err, errlen);
 }
 
-/* A new connection to the directory, with StartTLS done when configured. */
-static int conn_open(const struct ldap_source_config *c, const struct deadline *d, LDAP **out,
-		     char *err, size_t errlen)
+/* Connect (ldaps://: and the handshake) and StartTLS when configured; c->ld is made. */
+static int conn_connect(struct conn *c, const struct ldap_source_config *cfg,
+			const struct deadline *d, char *err, size_t errlen)
 {
-	LDAP *ld = NULL;
-	int rc = ldap_initialize(&ld, c->uri);
+	if (conn_options(c->ld, cfg, err, errlen) < 0 ||
+	    set_opt(c->ld, LDAP_OPT_CONNECT_CB, &c->cb, "LDAP_OPT_CONNECT_CB", err, errlen) < 0 ||
+	    set_timeouts(c->ld, d, err, errlen) < 0)
+		return -1;
+	int rc = ldap_connect(c->ld);
 	if (rc != LDAP_SUCCESS) {
-		ld_errf(NULL, rc, "ldap_initialize", err, errlen);
+		ld_errf(c->ld, rc, "connect", err, errlen);
 		return -1;
 	}
-	if (conn_options(ld, c, err, errlen) < 0 || set_timeouts(ld, d, err, errlen) < 0)
-		goto fail;
-	/* ldaps:// makes its TLS handshake here, within LDAP_OPT_NETWORK_TIMEOUT. */
-	rc = ldap_connect(ld);
+	if (!cfg->starttls)
+		return 0;
+	if (set_timeouts(c->ld, d, err, errlen) < 0)
+		return -1;
+	rc = ldap_start_tls_s(c->ld, NULL, NULL);
 	if (rc != LDAP_SUCCESS) {
-		ld_errf(ld, rc, "connect", err, errlen);
-		goto fail;
+		ld_errf(c->ld, rc, "StartTLS", err, errlen);
+		return -1;
 	}
-	if (c->starttls) {
-		if (set_timeouts(ld, d, err, errlen) < 0)
-			goto fail;
-		rc = ldap_start_tls_s(ld, NULL, NULL);
-		if (rc != LDAP_SUCCESS) {
-			ld_errf(ld, rc, "StartTLS", err, errlen);
-			goto fail;
-		}
-	}
-	*out = ld;
 	return 0;
-fail:
-	conn_close(&ld);
-	return -1;
+}
+
+/* A new connection to the directory in c (which must stay where it is until conn_close()). */
+static int conn_open(struct conn *c, const struct ldap_source_config *cfg,
+		     const struct deadline *d, char *err, size_t errlen)
+{
+	memset(c, 0, sizeof(*c));
+	c->cb = (struct ldap_conncb){ .lc_add = conn_added, .lc_del = conn_deleted, .lc_arg = c };
+	if (watchdog_make(c, d) < 0) {
+		errf(err, errlen, "cannot make the connection watchdog");
+		return -1;
+	}
+	int rc = ldap_initialize(&c->ld, cfg->uri);
+	if (rc != LDAP_SUCCESS) {
+		c->ld = NULL;
+		ld_errf(NULL, rc, "ldap_initialize", err, errlen);
+		conn_close(c);
+		return -1;
+	}
+	rc = conn_connect(c, cfg, d, err, errlen);
+	watchdog_stop(&c->wd);
+	if (c->wd.fired) {
+		/* libldap's own message would blame the server for the socket we shut down. */
+		errf(err, errlen, "connect: timed out (TLS handshake)");
+		rc = -1;
+	}
+	if (rc < 0)
+		conn_close(c);
+	return rc;
 }
 
 /*
@@ -250,20 +380,19 @@ static int conn_bind(LDAP *ld, const char *dn, const char *password, const struc
 /* The service connection, connected and bound; NULL-safe to call again after a failure. */
 static int svc_ready(struct ldap_source *s, const struct deadline *d, char *err, size_t errlen)
 {
-	if (s->svc != NULL)
+	if (s->svc.ld != NULL)
 		return 0;
-	LDAP *ld;
-	if (conn_open(&s->cfg, d, &ld, err, errlen) < 0)
+	if (conn_open(&s->svc, &s->cfg, d, err, errlen) < 0)
 		return -1;
 	if (s->cfg.bind_dn[0] != '\0' &&
-	    conn_bind(ld, s->cfg.bind_dn, s->cfg.bind_password, d, err, errlen) != LDAP_SUCCESS) {
+	    conn_bind(s->svc.ld, s->cfg.bind_dn, s->cfg.bind_password, d, err, errlen) !=
+		    LDAP_SUCCESS) {
 		size_t n = strlen(err);
 		if (n + 1 < errlen)
 			errf(err + n, errlen - n, " (service account %s)", s->cfg.bind_dn);
-		conn_close(&ld);
+		conn_close(&s->svc);
 		return -1;
 	}
-	s->svc = ld;
 	return 0;
 }
 
@@ -606,10 +735,10 @@ static enum found search(struct ldap_source *s, const char *base, int scope, con
 		errf(err, errlen, "search: timed out");
 		return FOUND_ERROR;
 	}
-	int rc = ldap_search_ext_s(s->svc, base, scope, filter, attrs, 0, NULL, NULL, &tv,
+	int rc = ldap_search_ext_s(s->svc.ld, base, scope, filter, attrs, 0, NULL, NULL, &tv,
 				   ENTRIES_SEEN, res);
 	if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) {
-		ld_errf(s->svc, rc, "search", err, errlen);
+		ld_errf(s->svc.ld, rc, "search", err, errlen);
 		ldap_msgfree(*res);
 		*res = NULL;
 		conn_close(&s->svc);
@@ -620,7 +749,7 @@ static enum found search(struct ldap_source *s, const char *base, int scope, con
 		return FOUND_NONE;
 	}
 	if (rc != LDAP_SUCCESS) {
-		ld_errf(s->svc, rc, "search", err, errlen);
+		ld_errf(s->svc.ld, rc, "search", err, errlen);
 		ldap_msgfree(*res);
 		*res = NULL;
 		/* After a timeout the handle may still get the late answer: start afresh. */
@@ -628,7 +757,7 @@ static enum found search(struct ldap_source *s, const char *base, int scope, con
 			conn_close(&s->svc);
 		return FOUND_ERROR;
 	}
-	int n = ldap_count_entries(s->svc, *res);
+	int n = ldap_count_entries(s->svc.ld, *res);
 	if (n == 1)
 		return FOUND_ONE;
 	errf(err, errlen, n == 0 ? "no such user (or not matched by the filter)"
@@ -654,11 +783,11 @@ static enum found search_retry(struct ldap_source *s, const char *base, int scop
 static int user_bind(const struct ldap_source_config *c, const char *dn, const char *password,
 		     const struct deadline *d, char *err, size_t errlen)
 {
-	LDAP *ld;
-	if (conn_open(c, d, &ld, err, errlen) < 0)
+	struct conn user;
+	if (conn_open(&user, c, d, err, errlen) < 0)
 		return -1;
-	int rc = conn_bind(ld, dn, password, d, err, errlen);
-	conn_close(&ld);
+	int rc = conn_bind(user.ld, dn, password, d, err, errlen);
+	conn_close(&user);
 	if (rc == LDAP_SUCCESS)
 		return 1;
 	if (rc == LDAP_INVALID_CREDENTIALS || rc == LDAP_INAPPROPRIATE_AUTH)
@@ -671,15 +800,15 @@ static int login_entry(struct ldap_source *s, LDAPMessage *entry, const char *na
 		       const char *password, const struct deadline *d, struct user_entry *e,
 		       char *err, size_t errlen)
 {
-	char *dn = ldap_get_dn(s->svc, entry);
+	char *dn = ldap_get_dn(s->svc.ld, entry);
 	if (dn == NULL) {
-		ld_errf(s->svc, LDAP_DECODING_ERROR, "entry without a DN", err, errlen);
+		ld_errf(s->svc.ld, LDAP_DECODING_ERROR, "entry without a DN", err, errlen);
 		return -1;
 	}
 	/* Mapped before the bind, since the entry lives in the search result; told after it. */
 	struct mapped m;
 	memset(&m, 0, sizeof(m));
-	int mapped = map_entry(&m, &s->cfg, s->svc, entry, name);
+	int mapped = map_entry(&m, &s->cfg, s->svc.ld, entry, name);
 	int rc = user_bind(&s->cfg, dn, password, d, err, errlen);
 	ldap_memfree(dn);
 	if (rc == 1 && mapped < 0) {
@@ -719,7 +848,7 @@ int ldap_source_login(struct ldap_source *s, const char *name, const char *passw
 	LDAPMessage *res = NULL;
 	enum found f = search_retry(s, s->cfg.base, LDAP_SCOPE_SUBTREE, filter, &d, &res, err,
 				    errlen);
-	int rc = f == FOUND_ONE ? login_entry(s, ldap_first_entry(s->svc, res), name, password,
+	int rc = f == FOUND_ONE ? login_entry(s, ldap_first_entry(s->svc.ld, res), name, password,
 					      &d, e, err, errlen)
 				: (f == FOUND_NONE ? 0 : -1);
 	ldap_msgfree(res);
