@@ -23,7 +23,8 @@
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_ERROR = 2, EXIT_USAGE = 3 };
 
-#define STR(f) { #f, offsetof(struct ldap_source_config, f), sizeof(((struct ldap_source_config *)0)->f) }
+#define STR(f)                                                                                     \
+	{ #f, offsetof(struct ldap_source_config, f), sizeof(((struct ldap_source_config *)0)->f) }
 
 static const struct {
 	const char *key;

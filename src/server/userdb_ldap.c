@@ -557,7 +557,7 @@ static int map_name(struct mapped *m, LDAP *ld, LDAPMessage *entry, const char *
 	int rc = 0;
 	if (pick == NULL)
 		rc = map_fail(m, attr, n == 0 ? "is missing" : "has no value equal to the login name");
-	else if (!name_ok(pick->bv_val, pick->bv_len) || memchr(pick->bv_val, '\0', pick->bv_len))
+	else if (!name_ok(pick->bv_val, pick->bv_len)) /* also refuses NUL bytes */
 		rc = map_fail(m, attr, "is not a valid user name");
 	else
 		snprintf(m->e.name, sizeof(m->e.name), "%.*s", (int)pick->bv_len, pick->bv_val);

@@ -100,6 +100,7 @@ def fields(out):
 
 def ping(cfg):
     p = subprocess.run([PROBE, str(cfg), "ping"], capture_output=True, text=True, timeout=30)
+    assert p.stderr == "", p.stderr
     return p.returncode, p.stdout
 
 
@@ -107,8 +108,11 @@ class Serve:
     """One probe process, one ldap_source, many requests (to see it reconnect)."""
 
     def __init__(self, cfg):
-        self.p = subprocess.Popen([PROBE, str(cfg), "serve"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+        # stderr (a sanitizer's report) goes to a file, read when the probe has exited.
+        self.errfile = Path(str(cfg) + ".stderr")
+        with open(self.errfile, "w") as err:
+            self.p = subprocess.Popen([PROBE, str(cfg), "serve"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1)
 
     def login(self, name, password):
         self.p.stdin.write(f"login {name}\t{password}\n")
@@ -123,6 +127,7 @@ class Serve:
     def close(self):
         self.p.stdin.close()
         assert self.p.wait(10) == 0
+        assert self.errfile.read_text() == "", self.errfile.read_text()
 
 
 # -- a login and its fields -------------------------------------------------------------------
