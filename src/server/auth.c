@@ -18,6 +18,7 @@
 
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/path.h"
 #include "server/log.h"
 #include "server/config.h"
 #include "server/userdb_pg.h"
@@ -36,6 +37,7 @@ struct auth_request {
 struct auth_pool {
 	const struct users *users;
 	struct pg_store *pg;  /* users_pg, or NULL; used by the thread only */
+	char home_base[4096]; /* homes of database users lie beneath it */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -72,6 +74,19 @@ static bool hash_matches(const struct auth_pool *p, const struct auth_request *r
 	return ok;
 }
 
+/* Whether home lies beneath base ("/srv/ftp" holds "/srv/ftp/a", not "/srv/ftpx"). */
+static bool beneath(const char *base, const char *home)
+{
+	char norm[VPATH_MAX];
+	size_t n = strlen(base);
+	while (n > 1 && base[n - 1] == '/')
+		n--;
+	/* ".." in a home could climb out of the base: judged on the normalised path. */
+	if (path_resolve("/", home, strlen(home), norm, sizeof(norm)) < 0)
+		return false;
+	return strncmp(base, norm, n) == 0 && norm[n] == '/';
+}
+
 /*
  * The users file first, then PostgreSQL: a name is decided by the first source that
  * knows it.  A database that cannot answer is -1 (421), never a failed login: the user
@@ -97,6 +112,11 @@ static void check_password(struct auth_pool *p, struct auth_request *r)
 			owned = NULL;
 		}
 		u = owned;
+		if (owned != NULL && !beneath(p->home_base, owned->home)) {
+			log_error("users_pg: user %s: home %s is not beneath home_base %s",
+				  LOG_Q(owned->name), LOG_Q(owned->home), p->home_base);
+			u = NULL; /* refused like an unknown user, after the same hash */
+		}
 	}
 	bool ok = hash_matches(p, r, u != NULL ? u->hash : NULL) && !u->disabled;
 	if (ok) {
@@ -205,6 +225,7 @@ struct auth_pool *auth_pool_new(struct event_base *base, const struct users *use
 	if (p == NULL)
 		return NULL;
 	p->users = users;
+	str_copy(p->home_base, sizeof(p->home_base), cfg->home_base);
 	if (cfg->users_pg[0] != '\0') {
 		int rc = pg_store_new(cfg->users_pg, cfg->users_pg_timeout, &p->pg);
 		if (rc < 0) {

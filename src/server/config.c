@@ -70,6 +70,9 @@ static const struct config_key config_table[] = {
 	  "the users file: a libpq connection string naming the server by address (hostaddr=)" },
 	{ "users_pg_timeout", CT_UINT, NUM(users_pg_timeout), 100, 60000, "3000", "MS",
 	  "the longest a PostgreSQL lookup may take, connecting included; then 421" },
+	{ "home_base", CT_STRING, STR(home_base), 0, 0, "", "DIR",
+	  "directory beneath which the homes of users_pg users lie (needed with users_pg): the "
+	  "workers' sandbox opens it, a home outside it is refused" },
 	{ "user", CT_STRING, STR(user), 0, 0, "nobody", "NAME",
 	  "unprivileged account the server runs as when started as root; owns all files" },
 	{ "workers", CT_UINT, NUM(workers), 0, 256, "0", "N",
@@ -674,6 +677,11 @@ int config_load_unserved(struct config *cfg, int argc, char **argv, FILE *err)
 	return load(cfg, argc, argv, false, &check_only, err);
 }
 
+bool config_has_user_db(const struct config *cfg)
+{
+	return cfg->users_pg[0] != '\0';
+}
+
 int config_finish(struct config *cfg, FILE *err)
 {
 	return finish(cfg, true, err);
@@ -705,6 +713,11 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 	}
 	if (cfg->tls_cert_login && cfg->tls_client_ca[0] == '\0') {
 		fprintf(err, "tls_cert_login needs tls_client_ca to verify client certificates\n");
+		return -1;
+	}
+	if (config_has_user_db(cfg) && cfg->home_base[0] != '/') {
+		fprintf(err, "users_pg needs home_base, an absolute directory beneath which its "
+			     "users' homes lie\n");
 		return -1;
 	}
 	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0' &&

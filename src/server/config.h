@@ -60,6 +60,7 @@ struct config {
 	char users_file[CONFIG_STR_MAX];
 	char users_pg[CONFIG_STR_MAX];    /* libpq connection string; empty: no PostgreSQL users */
 	unsigned users_pg_timeout;       /* milliseconds */
+	char home_base[CONFIG_STR_MAX];   /* homes of database users lie beneath it */
 	char user[64];                   /* unprivileged account when started as root */
 	unsigned workers;                /* 0: one per CPU */
 	bool workers_auto;               /* workers was 0: the master may start more, so that
@@ -125,6 +126,9 @@ void config_print_help(FILE *out);
 
 /* tls_require_reuse for a client at addr: yes, or a list of exempt networks without it. */
 bool config_reuse_required(const struct config *cfg, const struct sockaddr_storage *addr);
+
+/* Whether users are looked up in a database (users_pg, LDAP) by the workers. */
+bool config_has_user_db(const struct config *cfg);
 
 /* Apply derived defaults (listen, workers) and check cross-key consistency. */
 int config_finish(struct config *cfg, FILE *err);

@@ -310,6 +310,18 @@ static int landlock_worker(const struct server *srv)
 		close(fd);
 		n_roots++;
 	}
+	if (rc == 0 && config_has_user_db(srv->cfg)) {
+		/* Homes known only at login: the base they must lie beneath (auth.c checks it). */
+		int fd = open(srv->cfg->home_base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			log_warn("sandbox: home_base %s: %s; database users may read and write "
+				 "nothing", srv->cfg->home_base, strerror(errno));
+		else {
+			rc = ll_add_dir(rs, fd, ll_rights(PERM_ALL, fs));
+			close(fd);
+			n_roots++;
+		}
+	}
 #ifdef FERRY_SANITIZED
 	if (rc == 0)
 		rc = ll_sanitizer_rules(rs, fs);
@@ -443,9 +455,22 @@ static int sanitizer_rules(scmp_filter_ctx ctx, uint64_t never)
 }
 #endif
 
-static int worker_rules(scmp_filter_ctx ctx)
+/*
+ * A worker that looks users up in a database (users_pg, LDAP) from its password thread:
+ * the client libraries wait with poll and talk with send and recv (sendto, recvfrom).
+ * Only then: a worker of a users file has no use for them.
+ */
+static const int user_db_calls[] = {
+	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
+	/* libpq asks who it runs as (a default user name, TLS files in the home) */
+	SCMP_SYS(geteuid), SCMP_SYS(getuid), SCMP_SYS(getegid), SCMP_SYS(getgid),
+};
+
+static int worker_rules(scmp_filter_ctx ctx, const struct config *cfg)
 {
 	int rc = allow_list(ctx, worker_calls, sizeof(worker_calls) / sizeof(worker_calls[0]));
+	if (rc == 0 && config_has_user_db(cfg))
+		rc = allow_list(ctx, user_db_calls, sizeof(user_db_calls) / sizeof(user_db_calls[0]));
 	if (rc == 0)
 		rc = allow_memory(ctx);
 	if (rc == 0)
@@ -491,7 +516,7 @@ static const int port20_calls[] = {
 	SCMP_SYS(restart_syscall), SCMP_SYS(exit_group),
 };
 
-static int port20_rules(scmp_filter_ctx ctx)
+static int port20_rules(scmp_filter_ctx ctx, const struct config *cfg)
 {
 	int rc = allow_list(ctx, port20_calls, sizeof(port20_calls) / sizeof(port20_calls[0]));
 #ifdef FERRY_SANITIZED
@@ -510,7 +535,8 @@ static int port20_rules(scmp_filter_ctx ctx)
 	return rc;
 }
 
-static int seccomp_apply(const char *who, int (*rules)(scmp_filter_ctx))
+static int seccomp_apply(const char *who, int (*rules)(scmp_filter_ctx, const struct config *),
+			 const struct config *cfg)
 {
 	/* A kernel built without seccomp filters answers EINVAL here. */
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0 && errno == EINVAL) {
@@ -544,7 +570,7 @@ static int seccomp_apply(const char *who, int (*rules)(scmp_filter_ctx))
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 	if (rc == 0)
-		rc = rules(ctx);
+		rc = rules(ctx, cfg);
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -580,7 +606,7 @@ int sandbox_worker(const struct server *srv)
 		layer = "no_new_privs";
 	if (rc == 0 && (rc = landlock_worker(srv)) < 0)
 		layer = "Landlock";
-	if (rc == 0 && (rc = seccomp_apply("sandbox", worker_rules)) < 0)
+	if (rc == 0 && (rc = seccomp_apply("sandbox", worker_rules, srv->cfg)) < 0)
 		layer = "seccomp";
 	if (rc < 0 && rc != -ECANCELED)
 		log_error("sandbox: %s: %s", layer, strerror(-rc));
@@ -595,7 +621,7 @@ int sandbox_port20(void)
 		layer = "no_new_privs";
 	if (rc == 0 && (rc = landlock_port20()) < 0)
 		layer = "Landlock";
-	if (rc == 0 && (rc = seccomp_apply("port-20 helper", port20_rules)) < 0)
+	if (rc == 0 && (rc = seccomp_apply("port-20 helper", port20_rules, NULL)) < 0)
 		layer = "seccomp";
 	if (rc < 0 && rc != -ECANCELED)
 		log_error("port-20 helper sandbox: %s: %s", layer, strerror(-rc));

@@ -197,13 +197,15 @@ static int exchange(struct pg_store *st, const char *sql, int n, const char *con
  *
  * Our defaults come before the connection string, which libpq then lets override them:
  * the application name shows ferryd in pg_stat_activity, and tcp_user_timeout bounds
- * what libpq does blocking (its cancel request) on a server that vanished.
+ * what libpq does blocking (its cancel request) on a server that vanished.  GSSAPI
+ * encryption comes after it, off whatever it says: Kerberos reads files and asks for
+ * things the worker's sandbox refuses (it killed the worker before this).
  */
 static int connect_store(struct pg_store *st, uint64_t deadline, char *err, size_t errlen)
 {
 	const char *const keys[] = { "fallback_application_name", "tcp_user_timeout", "dbname",
-				     NULL };
-	const char *const values[] = { "ferryd", st->timeout_text, st->conninfo, NULL };
+				     "gssencmode", NULL };
+	const char *const values[] = { "ferryd", st->timeout_text, st->conninfo, "disable", NULL };
 	st->conn = PQconnectStartParams(keys, values, 1);
 	if (st->conn == NULL) {
 		set_err(err, errlen, "PostgreSQL: out of memory");
