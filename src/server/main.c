@@ -17,6 +17,7 @@
 #include "server/passwd.h"
 #include "server/privdrop.h"
 #include "server/tls_files.h"
+#include "server/userdb_pg.h"
 #include "server/users.h"
 #include "server/worker.h"
 
@@ -24,6 +25,33 @@
 static void print_check(void *ctx, enum check_level level, const char *msg)
 {
 	fprintf(ctx, "%s: %s\n", level == CHECK_WARNING ? "warning" : "note", msg);
+}
+
+/*
+ * --check-config tries the user database as a login would.  Unreachable is a warning, not
+ * an error: the database may be down for now, and ferryd then answers 421 until it is back.
+ */
+static void check_user_db(const struct config *cfg)
+{
+	if (cfg->users_pg[0] == '\0')
+		return;
+	struct pg_store *st;
+	char err[512] = "";
+	int rc = pg_store_new(cfg->users_pg, cfg->users_pg_timeout, &st);
+	if (rc < 0) {
+		print_check(stderr, CHECK_WARNING,
+			    rc == -EINVAL ? "users_pg: the connection string does not parse"
+					  : "users_pg: out of memory");
+		return;
+	}
+	char line[700];
+	if (pg_store_ping(st, err, sizeof(err)) < 0)
+		snprintf(line, sizeof(line), "users_pg: %s; logins of its users get 421 until it "
+					     "answers", err);
+	else
+		snprintf(line, sizeof(line), "users_pg: reached, table ferry_users readable");
+	print_check(stderr, err[0] != '\0' ? CHECK_WARNING : CHECK_NOTE, line);
+	pg_store_free(st);
 }
 
 static int parse_fd(const char *s)
@@ -108,6 +136,7 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		checks_run(cfg, print_check, stderr);
+		check_user_db(cfg);
 		if (privdrop_check_reload(cfg, stderr) > 0) {
 			free(cfg);
 			return 2;

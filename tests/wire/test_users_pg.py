@@ -160,3 +160,21 @@ def test_users_pg_needs_home_base(start_ferryd, pg, tmp_path):
     assert srv.proc.wait(timeout=30) != 0
     srv.stopped = True
     assert "users_pg needs home_base" in srv.log, srv.log
+
+
+def test_check_config_tries_the_database(pg, tmp_path):
+    import subprocess
+    from conftest import FERRYD
+
+    def check():
+        return subprocess.run([FERRYD, "--check-config", "--listen", "127.0.0.1:2121",
+                               "--users-pg", pg.conninfo(), "--users-pg-timeout", "1000",
+                               "--home-base", str(tmp_path)],
+                              capture_output=True, text=True, timeout=30)
+    r = check()
+    assert r.returncode == 0, r.stderr
+    assert "note: users_pg: reached, table ferry_users readable" in r.stderr, r.stderr
+    pg.stop()
+    r = check()
+    assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
+    assert "warning: users_pg: " in r.stderr and "421" in r.stderr, r.stderr
