@@ -21,6 +21,7 @@
 #include "common/path.h"
 #include "server/log.h"
 #include "server/config.h"
+#include "server/userdb_ldap.h"
 #include "server/userdb_pg.h"
 #include "server/users.h"
 
@@ -37,6 +38,7 @@ struct auth_request {
 struct auth_pool {
 	const struct users *users;
 	struct pg_store *pg;  /* users_pg, or NULL; used by the thread only */
+	struct ldap_source *ldap; /* ldap_uri, or NULL; used by the thread only */
 	char home_base[4096]; /* homes of database users lie beneath it */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -87,6 +89,44 @@ static bool beneath(const char *base, const char *home)
 	return strncmp(base, norm, n) == 0 && norm[n] == '/';
 }
 
+/* A user neither the file nor the table knows: the directory decides, by a bind. */
+static void check_ldap(struct auth_pool *p, struct auth_request *r)
+{
+	struct auth_result *res = &r->result;
+	struct user_entry *e = calloc(1, sizeof(*e));
+	char err[512] = "";
+	int rc = e == NULL ? -1 : ldap_source_login(p->ldap, r->user, r->password, e, err,
+						      sizeof(err));
+	if (rc == 1 && strchr(e->name, ':') != NULL) {
+		/* Not a name ferryd's other sources could hold (logs, the master's counts). */
+		snprintf(err, sizeof(err), "user %s: the name holds ':'", e->name);
+		rc = -1;
+	}
+	if (rc == 1) {
+		res->status = 1;
+		res->user = e;
+		res->owned = e;
+		return;
+	}
+	if (e != NULL) {
+		user_entry_clear(e);
+		explicit_bzero(e, sizeof(*e));
+		free(e);
+	}
+	if (rc == 0) {
+		res->status = 0;
+		return;
+	}
+	/*
+	 * An entry the directory holds but ferryd cannot use (no home, one outside home_base,
+	 * bad settings) is the administrator's to fix: logged, and a failed login for the
+	 * client, since only the right password gets this far.  An unreachable directory
+	 * is 421.
+	 */
+	log_error("ldap: %s", e == NULL ? "out of memory" : err);
+	res->status = strstr(err, "user ") == err ? 0 : -1;
+}
+
 /*
  * The users file first, then PostgreSQL: a name is decided by the first source that
  * knows it.  A database that cannot answer is -1 (421), never a failed login: the user
@@ -117,6 +157,10 @@ static void check_password(struct auth_pool *p, struct auth_request *r)
 				  LOG_Q(owned->name), LOG_Q(owned->home), p->home_base);
 			u = NULL; /* refused like an unknown user, after the same hash */
 		}
+	}
+	if (u == NULL && p->ldap != NULL && !r->reject) {
+		check_ldap(p, r);
+		return;
 	}
 	bool ok = hash_matches(p, r, u != NULL ? u->hash : NULL) && !u->disabled;
 	if (ok) {
@@ -226,11 +270,24 @@ struct auth_pool *auth_pool_new(struct event_base *base, const struct users *use
 		return NULL;
 	p->users = users;
 	str_copy(p->home_base, sizeof(p->home_base), cfg->home_base);
+	if (cfg->ldap_uri[0] != '\0') {
+		struct ldap_source_config lc;
+		char err[512];
+		ldap_source_config_from(cfg, &lc);
+		int rc = ldap_source_new(&lc, &p->ldap, err, sizeof(err));
+		explicit_bzero(&lc, sizeof(lc));
+		if (rc < 0) {
+			log_error("ldap: %s", err);
+			free(p);
+			return NULL;
+		}
+	}
 	if (cfg->users_pg[0] != '\0') {
 		int rc = pg_store_new(cfg->users_pg, cfg->users_pg_timeout, &p->pg);
 		if (rc < 0) {
 			log_error("users_pg: %s", rc == -EINVAL ? "the connection string does not parse"
 							      : strerror(-rc));
+			ldap_source_free(p->ldap);
 			free(p);
 			return NULL;
 		}
@@ -280,6 +337,7 @@ void auth_pool_free(struct auth_pool *p)
 	while (read(p->pipe_rd, &r, sizeof(r)) == (ssize_t)sizeof(r))
 		free_request(r);
 	pg_store_free(p->pg);
+	ldap_source_free(p->ldap);
 	event_free(p->ev);
 	close(p->pipe_rd);
 	close(p->pipe_wr);

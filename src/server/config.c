@@ -70,6 +70,36 @@ static const struct config_key config_table[] = {
 	  "the users file: a libpq connection string naming the server by address (hostaddr=)" },
 	{ "users_pg_timeout", CT_UINT, NUM(users_pg_timeout), 100, 60000, "3000", "MS",
 	  "the longest a PostgreSQL lookup may take, connecting included; then 421" },
+	{ "ldap_uri", CT_STRING, STR(ldap_uri), 0, 0, "", "URI",
+	  "directory users: ldap://ADDRESS:PORT or ldaps://ADDRESS:PORT (numeric), looked up "
+	  "after the users file and users_pg with a search, then a bind as the user" },
+	{ "ldap_starttls", CT_BOOL, NUM(ldap_starttls), 0, 0, "no", "yes|no",
+	  "StartTLS on an ldap:// URI, required once set" },
+	{ "ldap_ca_file", CT_STRING, STR(ldap_ca_file), 0, 0, "", "FILE",
+	  "CA certificates (PEM) the directory's certificate must chain to" },
+	{ "ldap_bind_dn", CT_STRING, STR(ldap_bind_dn), 0, 0, "", "DN",
+	  "service account the search binds as (empty: an anonymous search)" },
+	{ "ldap_bind_password", CT_STRING, STR(ldap_bind_password), 0, 0, "", "PASSWORD",
+	  "its password (keep the configuration file unreadable to others)" },
+	{ "ldap_base", CT_STRING, STR(ldap_base), 0, 0, "", "DN",
+	  "where the search for a user starts (subtree)" },
+	{ "ldap_filter", CT_STRING, STR(ldap_filter), 0, 0,
+	  "(&(objectClass=posixAccount)(uid=%u))", "FILTER",
+	  "the search for a user: %u is the login name, escaped (RFC 4515); leave out disabled "
+	  "users here, e.g. (!(ferryDisabled=TRUE))" },
+	{ "ldap_attr_name", CT_STRING, STR(ldap_attr_name), 0, 0, "uid", "ATTRIBUTE",
+	  "the attribute whose value is the user's name in ferryd (its limits and logs)" },
+	{ "ldap_attr_home", CT_STRING, STR(ldap_attr_home), 0, 0, "homeDirectory", "ATTRIBUTE",
+	  "the attribute holding the user's home, beneath home_base" },
+	{ "ldap_attr_permissions", CT_STRING, STR(ldap_attr_permissions), 0, 0,
+	  "ferryPermissions", "ATTRIBUTE",
+	  "the attribute holding the user's permissions (absent: ldap_permissions)" },
+	{ "ldap_attr_settings", CT_STRING, STR(ldap_attr_settings), 0, 0, "ferrySettings",
+	  "ATTRIBUTE", "the attribute holding the user's settings (user_settings text)" },
+	{ "ldap_permissions", CT_PERMS, NUM(ldap_permissions), 0, 0, "read", "LIST",
+	  "permissions of directory users whose entry has none" },
+	{ "ldap_timeout", CT_UINT, NUM(ldap_timeout), 100, 60000, "5000", "MS",
+	  "the longest a directory login may take, connecting included; then 421" },
 	{ "home_base", CT_STRING, STR(home_base), 0, 0, "", "DIR",
 	  "directory beneath which the homes of users_pg users lie (needed with users_pg): the "
 	  "workers' sandbox opens it, a home outside it is refused" },
@@ -679,7 +709,7 @@ int config_load_unserved(struct config *cfg, int argc, char **argv, FILE *err)
 
 bool config_has_user_db(const struct config *cfg)
 {
-	return cfg->users_pg[0] != '\0';
+	return cfg->users_pg[0] != '\0' || cfg->ldap_uri[0] != '\0';
 }
 
 int config_finish(struct config *cfg, FILE *err)
@@ -716,13 +746,14 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 		return -1;
 	}
 	if (config_has_user_db(cfg) && cfg->home_base[0] != '/') {
-		fprintf(err, "users_pg needs home_base, an absolute directory beneath which its "
-			     "users' homes lie\n");
+		fprintf(err, "users_pg and ldap_uri need home_base, an absolute directory beneath "
+			     "which their users' homes lie\n");
 		return -1;
 	}
 	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0' &&
-	    cfg->users_pg[0] == '\0') {
-		fprintf(err, "nothing to serve: set root (anonymous), users_file or users_pg\n");
+	    !config_has_user_db(cfg)) {
+		fprintf(err, "nothing to serve: set root (anonymous), users_file, users_pg or "
+			     "ldap_uri\n");
 		return -1;
 	}
 	if (cfg->root[0] != '\0' && cfg->root[0] != '/') {

@@ -61,6 +61,20 @@ struct config {
 	char users_pg[CONFIG_STR_MAX];    /* libpq connection string; empty: no PostgreSQL users */
 	unsigned users_pg_timeout;       /* milliseconds */
 	char home_base[CONFIG_STR_MAX];   /* homes of database users lie beneath it */
+	/* LDAP users (userdb_ldap.h): search, then bind as the user */
+	char ldap_uri[512];
+	bool ldap_starttls;
+	char ldap_ca_file[CONFIG_STR_MAX];
+	char ldap_bind_dn[512];
+	char ldap_bind_password[256];
+	char ldap_base[512];
+	char ldap_filter[512];
+	char ldap_attr_name[64];
+	char ldap_attr_home[64];
+	char ldap_attr_permissions[64];
+	char ldap_attr_settings[64];
+	unsigned ldap_permissions;
+	unsigned ldap_timeout;           /* milliseconds */
 	char user[64];                   /* unprivileged account when started as root */
 	unsigned workers;                /* 0: one per CPU */
 	bool workers_auto;               /* workers was 0: the master may start more, so that

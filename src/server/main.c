@@ -17,6 +17,7 @@
 #include "server/passwd.h"
 #include "server/privdrop.h"
 #include "server/tls_files.h"
+#include "server/userdb_ldap.h"
 #include "server/userdb_pg.h"
 #include "server/users.h"
 #include "server/worker.h"
@@ -33,6 +34,22 @@ static void print_check(void *ctx, enum check_level level, const char *msg)
  */
 static void check_user_db(const struct config *cfg)
 {
+	if (cfg->ldap_uri[0] != '\0') {
+		struct ldap_source_config lc;
+		struct ldap_source *ls;
+		char err[512] = "", line[700];
+		ldap_source_config_from(cfg, &lc);
+		if (ldap_source_new(&lc, &ls, err, sizeof(err)) == 0) {
+			if (ldap_source_ping(ls, err, sizeof(err)) < 0)
+				snprintf(line, sizeof(line), "ldap: %s; logins of its users get 421 "
+							     "until it answers", err);
+			else
+				snprintf(line, sizeof(line), "ldap: reached, the search works");
+			print_check(stderr, err[0] != '\0' ? CHECK_WARNING : CHECK_NOTE, line);
+			ldap_source_free(ls);
+		}
+		explicit_bzero(&lc, sizeof(lc));
+	}
 	if (cfg->users_pg[0] == '\0')
 		return;
 	struct pg_store *st;
@@ -123,6 +140,23 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		users_free(u);
+	}
+	if (cfg->ldap_uri[0] != '\0') {
+		/* Its settings are checked here, where a mistake stops the start with a reason. */
+		struct ldap_source_config lc;
+		struct ldap_source *ls;
+		char err[512];
+		ldap_source_config_from(cfg, &lc);
+		int lrc = ldap_source_new(&lc, &ls, err, sizeof(err));
+		explicit_bzero(&lc, sizeof(lc));
+		if (lrc < 0) {
+			fprintf(stderr, "ldap: %s\n", err);
+			free(cfg);
+			return 2;
+		}
+		ldap_source_free(ls);
+		/* libldap would read ldap.conf and ~/.ldaprc: ferryd's keys say it all. */
+		setenv("LDAPNOINIT", "1", 1);
 	}
 	if (cfg->tls_cert[0] != '\0') {
 		char err[512];

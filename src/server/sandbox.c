@@ -322,6 +322,17 @@ static int landlock_worker(const struct server *srv)
 			n_roots++;
 		}
 	}
+	if (rc == 0 && srv->cfg->ldap_ca_file[0] != '\0') {
+		/* libldap reads its CA file at each TLS connection, inside the sandbox. */
+		int fd = open(srv->cfg->ldap_ca_file, O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			log_warn("sandbox: ldap_ca_file %s: %s; TLS to the directory will fail",
+				 srv->cfg->ldap_ca_file, strerror(errno));
+		else {
+			rc = ll_add_dir(rs, fd, LANDLOCK_ACCESS_FS_READ_FILE & fs);
+			close(fd);
+		}
+	}
 #ifdef FERRY_SANITIZED
 	if (rc == 0)
 		rc = ll_sanitizer_rules(rs, fs);
@@ -461,9 +472,11 @@ static int sanitizer_rules(scmp_filter_ctx ctx, uint64_t never)
  * Only then: a worker of a users file has no use for them.
  */
 static const int user_db_calls[] = {
-	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom),
+	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(shutdown),
 	/* libpq asks who it runs as (a default user name, TLS files in the home) */
 	SCMP_SYS(geteuid), SCMP_SYS(getuid), SCMP_SYS(getegid), SCMP_SYS(getgid),
+	/* libldap asks the host name (uname) when it sets up a handle */
+	SCMP_SYS(uname),
 };
 
 static int worker_rules(scmp_filter_ctx ctx, const struct config *cfg)
@@ -471,6 +484,14 @@ static int worker_rules(scmp_filter_ctx ctx, const struct config *cfg)
 	int rc = allow_list(ctx, worker_calls, sizeof(worker_calls) / sizeof(worker_calls[0]));
 	if (rc == 0 && config_has_user_db(cfg))
 		rc = allow_list(ctx, user_db_calls, sizeof(user_db_calls) / sizeof(user_db_calls[0]));
+	/*
+	 * glibc's name lookups (getaddrinfo in libldap and libpq, even of a numeric address)
+	 * first try nscd over a unix socket: refused with an error, not killed, they go on
+	 * without it.
+	 */
+	if (rc == 0 && config_has_user_db(cfg))
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
+				      SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
 	if (rc == 0)
 		rc = allow_memory(ctx);
 	if (rc == 0)

@@ -960,3 +960,30 @@ void ldap_source_free(struct ldap_source *s)
 	explicit_bzero(s, sizeof(*s));
 	free(s);
 }
+
+void ldap_source_config_from(const struct config *cfg, struct ldap_source_config *out)
+{
+	memset(out, 0, sizeof(*out));
+	str_copy(out->uri, sizeof(out->uri), cfg->ldap_uri);
+	out->starttls = cfg->ldap_starttls;
+	str_copy(out->ca_file, sizeof(out->ca_file), cfg->ldap_ca_file);
+	str_copy(out->bind_dn, sizeof(out->bind_dn), cfg->ldap_bind_dn);
+	str_copy(out->bind_password, sizeof(out->bind_password), cfg->ldap_bind_password);
+	str_copy(out->base, sizeof(out->base), cfg->ldap_base);
+	str_copy(out->filter, sizeof(out->filter), cfg->ldap_filter);
+	str_copy(out->attr_name, sizeof(out->attr_name), cfg->ldap_attr_name);
+	str_copy(out->attr_home, sizeof(out->attr_home), cfg->ldap_attr_home);
+	str_copy(out->attr_perms, sizeof(out->attr_perms), cfg->ldap_attr_permissions);
+	str_copy(out->attr_settings, sizeof(out->attr_settings), cfg->ldap_attr_settings);
+	out->default_perms = cfg->ldap_permissions;
+	out->own_ids = false; /* files belong to the service account (no per-user process yet) */
+	str_copy(out->home_prefix, sizeof(out->home_prefix), cfg->home_base);
+	out->timeout_ms = cfg->ldap_timeout;
+}
+
+void ldap_source_preinit(void)
+{
+	int version;
+	/* Any option read with a NULL handle runs the library's global initialisation. */
+	(void)ldap_get_option(NULL, LDAP_OPT_PROTOCOL_VERSION, &version);
+}

@@ -56,6 +56,16 @@ struct ldap_source_config {
 };
 
 struct ldap_source;
+struct config;
+
+/*
+ * libldap's one-time set-up of the process (it reads the environment and resolves this
+ * host's name, which a sandbox would refuse): call before the sandbox.
+ */
+void ldap_source_preinit(void);
+
+/* The source's settings from ferryd's configuration (ldap_* keys, home_base). */
+void ldap_source_config_from(const struct config *cfg, struct ldap_source_config *out);
 
 /*
  * Check cfg and make a source (no connection yet: the first login or ping connects).

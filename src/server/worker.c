@@ -28,6 +28,7 @@
 #include "server/tls_files.h"
 #include "server/transfer.h"
 #include "server/user_group.h"
+#include "server/userdb_ldap.h"
 #include "server/users.h"
 
 struct worker {
@@ -363,6 +364,9 @@ int worker_main(const struct worker_fds *fds, int index)
 	if (rc < 0)
 		log_warn("no pipe for uploads (%s): they are read and written instead of spliced",
 			 strerror(-rc));
+	/* libldap's one-time set-up looks up this host's name: here, not in the sandbox. */
+	if (w->cfg.ldap_uri[0] != '\0')
+		ldap_source_preinit();
 	/*
 	 * From here on only what the sandbox allows (sandbox.c): everything the worker opens
 	 * for its whole life must be open by now.  Before the password thread starts, so that
