@@ -19,6 +19,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/path.h"
+#include "server/local_auth.h"
 #include "server/log.h"
 #include "server/config.h"
 #include "server/userdb_ldap.h"
@@ -39,6 +40,8 @@ struct auth_pool {
 	const struct users *users;
 	struct pg_store *pg;  /* users_pg, or NULL; used by the thread only */
 	struct ldap_source *ldap; /* ldap_uri, or NULL; used by the thread only */
+	int local_chan;       /* the local-users helper (local_auth.h), or -1 */
+	unsigned local_perms;
 	char home_base[4096]; /* homes of database users lie beneath it */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -87,6 +90,54 @@ static bool beneath(const char *base, const char *home)
 	if (path_resolve("/", home, strlen(home), norm, sizeof(norm)) < 0)
 		return false;
 	return strncmp(base, norm, n) == 0 && norm[n] == '/';
+}
+
+/*
+ * A local system user, through the local-users helper (PAM).  Returns false when the
+ * system has no such account and the next source may look; the helper cannot tell
+ * "unknown" from "wrong password" apart for us, so with a directory configured too, a
+ * local user's refusal lets the directory try the name as well.
+ */
+static bool check_local(struct auth_pool *p, struct auth_request *r)
+{
+	struct auth_result *res = &r->result;
+	struct msg_local_reply *rep = calloc(1, sizeof(*rep));
+	int conn = -1;
+	int rc = rep == NULL ? -ENOMEM
+			     : local_auth_login(p->local_chan, r->user, r->password, rep, &conn);
+	if (rc < 0) {
+		log_error("local users: the helper did not answer: %s", strerror(-rc));
+		free(rep);
+		res->status = -1;
+		return true;
+	}
+	if (rep->status != 1) {
+		bool refused = rep->status == 0;
+		free(rep);
+		if (refused && p->ldap != NULL)
+			return false;
+		res->status = refused ? 0 : -1;
+		return true;
+	}
+	struct user_entry *e = calloc(1, sizeof(*e));
+	if (e == NULL) {
+		close(conn);
+		free(rep);
+		res->status = -1;
+		return true;
+	}
+	str_copy(e->name, sizeof(e->name), rep->name);
+	str_copy(e->home, sizeof(e->home), rep->root);
+	e->perms = p->local_perms;
+	e->own_ids = true;
+	e->uid = rep->uid;
+	e->gid = rep->gid;
+	free(rep);
+	res->status = 1;
+	res->user = e;
+	res->owned = e;
+	res->fs_conn = conn;
+	return true;
 }
 
 /* A user neither the file nor the table knows: the directory decides, by a bind. */
@@ -158,6 +209,8 @@ static void check_password(struct auth_pool *p, struct auth_request *r)
 			u = NULL; /* refused like an unknown user, after the same hash */
 		}
 	}
+	if (u == NULL && p->local_chan >= 0 && !r->reject && check_local(p, r))
+		return;
 	if (u == NULL && p->ldap != NULL && !r->reject) {
 		check_ldap(p, r);
 		return;
@@ -206,6 +259,8 @@ static void *auth_thread(void *arg)
 /* A request and what its result still owns (a database's user nobody took). */
 static void free_request(struct auth_request *r)
 {
+	if (r->result.fs_conn >= 0)
+		close(r->result.fs_conn);
 	if (r->result.owned != NULL) {
 		user_entry_clear(r->result.owned);
 		explicit_bzero(r->result.owned, sizeof(*r->result.owned));
@@ -263,12 +318,14 @@ static void make_dummy_hash(const struct users *users, char *out, size_t outsz)
 }
 
 struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users,
-				const struct config *cfg)
+				const struct config *cfg, int local_chan)
 {
 	struct auth_pool *p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return NULL;
 	p->users = users;
+	p->local_chan = local_chan;
+	p->local_perms = cfg->local_permissions;
 	str_copy(p->home_base, sizeof(p->home_base), cfg->home_base);
 	if (cfg->ldap_uri[0] != '\0') {
 		struct ldap_source_config lc;
@@ -360,6 +417,7 @@ struct auth_request *auth_check(struct auth_pool *p, const char *user, const cha
 		r->reject = true;
 	r->done = done;
 	r->ctx = ctx;
+	r->result.fs_conn = -1;
 	pthread_mutex_lock(&p->lock);
 	TAILQ_INSERT_TAIL(&p->queue, r, link);
 	pthread_cond_signal(&p->cond);

@@ -31,17 +31,20 @@ struct auth_result {
 	const struct user_entry *user; /* status 1: the users table's entry, or owned */
 	struct user_entry *owned;      /* a database's user: the callback takes it (and frees it
 					  with user_entry_clear() and free()), else NULL */
+	int fs_conn;                   /* a local user's file helper connection (fs_proxy.h):
+					  the callback takes it (sets it to -1), else -1 */
 };
 
 /* Called on the loop when a check ends. */
 typedef void auth_done_fn(void *ctx, struct auth_result *res);
 
 /*
- * users: the frozen users table (NULL: none); cfg: users_pg and its time-out, looked up
- * after the table by the same thread.
+ * users: the frozen users table (NULL: none); cfg: users_pg, LDAP and local users, looked
+ * up after the table by the same thread; local_chan: the channel to the local-users
+ * helper (-1: none), which only this thread uses.
  */
 struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users,
-				const struct config *cfg);
+				const struct config *cfg, int local_chan);
 void auth_pool_free(struct auth_pool *p);
 
 /* Queue a check.  Returns NULL if it could not be queued (treat as a failed login). */

@@ -26,10 +26,12 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "server/fs_proxy.h"
+
 struct event_base;
 
 /* Receiving roles (messages.def). */
-enum msg_role { TO_MASTER = 1, TO_WORKER, TO_PORT20 };
+enum msg_role { TO_MASTER = 1, TO_WORKER, TO_PORT20, TO_LOCAL, TO_FILES };
 enum msg_fd { FD_NONE, FD_REQUIRED, FD_OPTIONAL };
 enum msg_prio { MAY, MUST };
 /* Channel states, set by the owner; messages.def says which each message needs. */
@@ -141,6 +143,29 @@ struct msg_user_share {
 };
 
 /*
+ * Local system users (local_auth.c, file_helper.c).  The local-auth helper, the one
+ * process that keeps root, gets a channel per worker (LOCAL_CHANNEL).  On it a worker's
+ * password thread asks LOCAL_LOGIN (PAM) and waits for LOCAL_REPLY: status 1 with the
+ * user's ids, name and root, and a connection to the user's file helper (a process of
+ * that uid, made on demand); 0 refused; -1 the check could not be made.  A file helper
+ * gets each new connection as FILES_CONN; with none left it says FILES_IDLE, and ends on
+ * FILES_EXIT (or goes on, if a FILES_CONN came first).  On a connection, FS_REQUEST and
+ * FS_REPLY (fs_proxy.h) carry one file operation each.
+ */
+struct msg_local_login {
+	char name[64];
+	char password[512];
+};
+
+struct msg_local_reply {
+	int32_t status;
+	uint32_t uid, gid;
+	uint32_t reserved;               /* 0 */
+	char name[64];
+	char root[4096];
+};
+
+/*
  * Reconciliation: a worker lists its live sessions (SYNC_BEGIN, SYNC_IDS..., SYNC_END),
  * periodically and when the master asks (SYNC_REQUEST).  upto is the highest session id the
  * worker had received when it began: every record of that worker up to it that the list
@@ -191,6 +216,7 @@ _Static_assert(sizeof(struct msg_data_refused) == 16, "padding in msg_data_refus
 _Static_assert(sizeof(struct msg_user_login) == 88, "padding in msg_user_login");
 _Static_assert(sizeof(struct msg_user_admit) == 16, "padding in msg_user_admit");
 _Static_assert(sizeof(struct msg_user_share) == 72, "padding in msg_user_share");
+_Static_assert(sizeof(struct msg_local_reply) == 16 + 64 + 4096, "padding in msg_local_reply");
 _Static_assert(sizeof(struct msg_sync_ids) == 8 + 8 * MSG_SYNC_IDS_MAX, "padding in msg_sync_ids");
 _Static_assert(sizeof(struct msg_port20_req) == sizeof(struct sockaddr_storage),
 	       "padding in msg_port20_req");

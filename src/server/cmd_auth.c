@@ -19,6 +19,7 @@
 #include "server/auth.h"
 #include "server/cmd_tls.h"
 #include "server/dispatch.h"
+#include "server/fs_proxy.h"
 #include "server/log.h"
 #include "server/session.h"
 #include "server/throttle.h"
@@ -158,6 +159,22 @@ static void logged_in(struct session *s, bool anonymous)
 /* Open the user's root; false (replied) when it cannot be. */
 static bool open_root(struct session *s, const char *home, bool anonymous)
 {
+	if (!anonymous && s->pending_conn >= 0) {
+		/* A local user: the root is the connection to the user's file helper. */
+		int conn = s->pending_conn;
+		s->pending_conn = -1;
+		int rc = fs_proxy_attach(conn);
+		if (rc < 0) {
+			close(conn);
+			log_error("session %llu: the file helper of user=%s does not answer: %s",
+				  (unsigned long long)s->id, LOG_Q(s->username), strerror(-rc));
+			session_reply(s, R_421_CLOSING, "Service not available; try again later.");
+			session_close_after_flush(s, "file helper unavailable");
+			return false;
+		}
+		s->root_fd = conn;
+		return true;
+	}
 	/* The anonymous root was opened by the master, before it dropped privileges. */
 	int fd = anonymous ? fcntl(s->srv->anon_root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
 	if (fd < 0 && anonymous)
@@ -287,6 +304,10 @@ static void on_checked(void *ctx, struct auth_result *res)
 		session_forget_user(s); /* a previous login's, refused after its password */
 		s->user_owned = res->owned;
 		res->owned = NULL;
+		if (s->pending_conn >= 0)
+			close(s->pending_conn);
+		s->pending_conn = res->fs_conn;
+		res->fs_conn = -1;
 		login_user(s, res->user);
 	}
 	session_resume(s);

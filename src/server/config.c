@@ -103,6 +103,19 @@ static const struct config_key config_table[] = {
 	{ "home_base", CT_STRING, STR(home_base), 0, 0, "", "DIR",
 	  "directory beneath which the homes of users_pg users lie (needed with users_pg): the "
 	  "workers' sandbox opens it, a home outside it is refused" },
+	{ "local_users", CT_BOOL, NUM(local_users), 0, 0, "no", "yes|no",
+	  "local system users log in through PAM (service pam_service), each with the "
+	  "system's own permissions on its files (needs root at start-up)" },
+	{ "local_root", CT_STRING, STR(local_root), 0, 0, "%h", "PATTERN",
+	  "a local user's root: %h is the home directory, %u the name" },
+	{ "local_permissions", CT_PERMS, NUM(local_permissions), 0, 0, "all", "LIST",
+	  "what local users may do on top of what the system lets them" },
+	{ "local_check_shell", CT_BOOL, NUM(local_check_shell), 0, 0, "no", "yes|no",
+	  "refuse local users whose shell is not listed in /etc/shells" },
+	{ "ftpusers", CT_STRING, STR(ftpusers), 0, 0, "/etc/ftpusers", "FILE",
+	  "local users listed here (one name a line) may not log in" },
+	{ "pam_service", CT_STRING, STR(pam_service), 0, 0, "ferryd", "NAME",
+	  "the PAM service that checks local users (/etc/pam.d/NAME)" },
 	{ "user", CT_STRING, STR(user), 0, 0, "nobody", "NAME",
 	  "unprivileged account the server runs as when started as root; owns all files" },
 	{ "workers", CT_UINT, NUM(workers), 0, 256, "0", "N",
@@ -751,9 +764,9 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 		return -1;
 	}
 	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0' &&
-	    !config_has_user_db(cfg)) {
-		fprintf(err, "nothing to serve: set root (anonymous), users_file, users_pg or "
-			     "ldap_uri\n");
+	    !config_has_user_db(cfg) && !cfg->local_users) {
+		fprintf(err, "nothing to serve: set root (anonymous), users_file, users_pg, "
+			     "ldap_uri or local_users\n");
 		return -1;
 	}
 	if (cfg->root[0] != '\0' && cfg->root[0] != '/') {

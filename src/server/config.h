@@ -75,6 +75,13 @@ struct config {
 	char ldap_attr_settings[64];
 	unsigned ldap_permissions;
 	unsigned ldap_timeout;           /* milliseconds */
+	/* local system users (local_auth.h) */
+	bool local_users;
+	char local_root[CONFIG_STR_MAX];  /* %h, %u */
+	unsigned local_permissions;
+	bool local_check_shell;
+	char ftpusers[CONFIG_STR_MAX];
+	char pam_service[64];
 	char user[64];                   /* unprivileged account when started as root */
 	unsigned workers;                /* 0: one per CPU */
 	bool workers_auto;               /* workers was 0: the master may start more, so that

@@ -12,6 +12,7 @@
 #include "common/num.h"
 #include "server/checks.h"
 #include "server/config.h"
+#include "server/file_helper.h"
 #include "server/firewall.h"
 #include "server/master.h"
 #include "server/passwd.h"
@@ -106,8 +107,14 @@ int main(int argc, char **argv)
 		return passwd_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "firewall") == 0)
 		return firewall_main(argc, argv);
-	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD */
-	if (argc == 9 && strcmp(argv[1], "--worker") == 0) {
+	/* Started by the local-users helper: ferryd --file-helper CTLFD ROOTFD (internal) */
+	if (argc == 4 && strcmp(argv[1], "--file-helper") == 0)
+		return file_helper_main(parse_fd(argv[2]), parse_fd(argv[3]));
+	/*
+	 * Started by the master:
+	 * ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD LOCALFD
+	 */
+	if (argc == 10 && strcmp(argv[1], "--worker") == 0) {
 		struct worker_fds fds = {
 			.master = parse_fd(argv[2]),
 			.port20 = parse_fd(argv[4]),
@@ -115,6 +122,7 @@ int main(int argc, char **argv)
 			.root = parse_fd(argv[6]),
 			.users = parse_fd(argv[7]),
 			.tls = parse_fd(argv[8]),
+			.local = parse_fd(argv[9]),
 		};
 		return worker_main(&fds, parse_fd(argv[3]));
 	}

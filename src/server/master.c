@@ -19,6 +19,7 @@
 #include "server/checks.h"
 #include "server/master_int.h"
 #include "server/pasv_broker.h"
+#include "server/local_auth.h"
 #include "server/port20.h"
 #include "server/privdrop.h"
 #include "server/resolver.h"
@@ -284,8 +285,20 @@ static int start_privileged(struct master *m)
 				return -1;
 			}
 		}
+		if (cfg->local_users) {
+			m->local_pid = local_auth_start(cfg, &m->local_ctl);
+			if (m->local_pid < 0) {
+				log_error("cannot start the local-users helper: %s",
+					  strerror((int)-m->local_pid));
+				return -1;
+			}
+		}
 		if (privdrop_to_user(cfg->user, true) < 0)
 			return -1;
+	} else if (cfg->local_users) {
+		log_error("local_users needs ferryd started as root (PAM reads /etc/shadow, and "
+			  "each user's file helper takes the user's ids)");
+		return -1;
 	} else if (cfg->active_from_port_20) {
 		log_warn("active_from_port_20 needs root at start-up; active data connections "
 			 "will come from unprivileged ports");
@@ -341,6 +354,8 @@ static void master_free(struct master *m)
 		event_base_free(m->base);
 	if (m->port20_pid > 0)
 		kill(m->port20_pid, SIGTERM);
+	if (m->local_pid > 0)
+		kill(m->local_pid, SIGTERM);
 	if (m->xferlog_fd >= 0)
 		close(m->xferlog_fd);
 	if (m->root_fd >= 0)
@@ -366,6 +381,7 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->users_fd = -1;
 	m->tls_fd = -1;
 	m->port20_ctl = -1;
+	m->local_ctl = -1;
 	m->reserve_fd = -1;
 	TAILQ_INIT(&m->unauth);
 	log_set_role("master");

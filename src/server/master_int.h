@@ -94,6 +94,8 @@ struct master {
 	int tls_fd;             /* sealed snapshot of the TLS files, or -1 */
 	int port20_ctl;
 	pid_t port20_pid;
+	int local_ctl;          /* the local-users helper (local_auth.c), or -1 */
+	pid_t local_pid;
 	struct pasv_broker *broker;
 	struct resolver *pasv_resolver; /* pasv_address when it is a host name */
 	bool stopping;

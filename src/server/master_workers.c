@@ -19,6 +19,7 @@
 
 #include "server/master_int.h"
 #include "server/pasv_broker.h"
+#include "server/local_auth.h"
 #include "server/port20.h"
 
 /* A worker that dies within this time of its start counts as failing to start. */
@@ -51,8 +52,16 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 		if (p20 < 0)
 			log_warn("no channel to the port-20 helper: %s", strerror(-p20));
 	}
+	int loc = -1;
+	if (m->local_ctl >= 0) {
+		loc = local_auth_new_channel(m->local_ctl);
+		if (loc < 0)
+			log_warn("no channel to the local-users helper: %s; local users cannot "
+				 "log in on this worker", strerror(-loc));
+	}
 	unsigned index = ++m->next_index;
-	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16], a_users[16], a_tls[16];
+	char a_fd[16], a_index[16], a_p20[16], a_xfer[16], a_root[16], a_users[16], a_tls[16],
+		a_loc[16];
 	snprintf(a_fd, sizeof(a_fd), "%d", sv[1]);
 	snprintf(a_index, sizeof(a_index), "%u", index);
 	snprintf(a_p20, sizeof(a_p20), "%d", p20);
@@ -60,8 +69,9 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 	snprintf(a_root, sizeof(a_root), "%d", m->root_fd);
 	snprintf(a_users, sizeof(a_users), "%d", m->users_fd);
 	snprintf(a_tls, sizeof(a_tls), "%d", m->tls_fd);
-	char *args[] = { m->argv[0], "--worker", a_fd,    a_index, a_p20,
-			 a_xfer,     a_root,     a_users, a_tls, NULL };
+	snprintf(a_loc, sizeof(a_loc), "%d", loc);
+	char *args[] = { m->argv[0], "--worker", a_fd,  a_index, a_p20, a_xfer,
+			 a_root,     a_users,    a_tls, a_loc,   NULL };
 
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -70,6 +80,8 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 		close(sv[1]);
 		if (p20 >= 0)
 			close(p20);
+		if (loc >= 0)
+			close(loc);
 		return -e;
 	}
 	if (pid == 0) {
@@ -77,6 +89,8 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 		clear_cloexec(sv[1]);
 		if (p20 >= 0)
 			clear_cloexec(p20);
+		if (loc >= 0)
+			clear_cloexec(loc);
 		if (m->xferlog_fd >= 0)
 			clear_cloexec(m->xferlog_fd);
 		if (m->root_fd >= 0)
@@ -91,6 +105,8 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 	close(sv[1]);
 	if (p20 >= 0)
 		close(p20);
+	if (loc >= 0)
+		close(loc);
 	if (send(sv[0], m->cfg, sizeof(*m->cfg), MSG_NOSIGNAL) != (ssize_t)sizeof(*m->cfg)) {
 		log_error("cannot send the configuration to worker %u: %s", index, strerror(errno));
 		kill(pid, SIGKILL);
@@ -331,6 +347,15 @@ void reap_children(struct master *m)
 			m->port20_pid = 0;
 			close(m->port20_ctl);
 			m->port20_ctl = -1;
+			continue;
+		}
+		if (pid == m->local_pid) {
+			if (!m->stopping)
+				log_error("the local-users helper exited; local users cannot log in "
+					  "until ferryd is restarted");
+			m->local_pid = 0;
+			close(m->local_ctl);
+			m->local_ctl = -1;
 			continue;
 		}
 		for (unsigned i = 0; i < MAX_WORKER_SLOTS; i++) {

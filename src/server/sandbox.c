@@ -634,6 +634,77 @@ int sandbox_worker(const struct server *srv)
 	return rc;
 }
 
+/* A local user's file helper: its root with every right; the user's own ids do the rest. */
+static int landlock_file_helper(int root)
+{
+	int abi = ll_abi("file helper");
+	if (abi <= 0)
+		return abi == 0 ? 0 : -ECANCELED;
+	struct ll_ruleset_attr handled = ll_handled(abi, true);
+	int rs = ll_new(&handled);
+	if (rs < 0)
+		return rs;
+	uint64_t fs = handled.handled_access_fs;
+	int rc = ll_add_dir(rs, root, ll_rights(PERM_ALL, fs));
+#ifdef FERRY_SANITIZED
+	if (rc == 0)
+		rc = ll_sanitizer_rules(rs, fs);
+#endif
+	if (rc < 0) {
+		close(rs);
+		return rc;
+	}
+	return ll_enforce(rs); /* and no TCP at all: it handles network rights, grants none */
+}
+
+/*
+ * What a file helper does: vfs.c's calls beneath its root, listings into a memory file,
+ * and the channel's messages with descriptors (fs_proxy.c, file_helper.c).
+ */
+static const int file_helper_calls[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(close),
+	SCMP_SYS(fcntl), SCMP_SYS(dup), SCMP_SYS(lseek), SCMP_SYS(poll), SCMP_SYS(ppoll),
+	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
+	SCMP_SYS(getdents64), SCMP_SYS(mkdirat), SCMP_SYS(unlinkat), SCMP_SYS(renameat),
+	SCMP_SYS(utimensat), SCMP_SYS(memfd_create), SCMP_SYS(brk), SCMP_SYS(munmap),
+	SCMP_SYS(madvise), SCMP_SYS(mremap), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(restart_syscall), SCMP_SYS(futex), SCMP_SYS(getpid),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(exit), SCMP_SYS(exit_group),
+};
+
+static int file_helper_rules(scmp_filter_ctx ctx, const struct config *cfg)
+{
+	(void)cfg;
+	int rc = allow_list(ctx, file_helper_calls,
+			    sizeof(file_helper_calls) / sizeof(file_helper_calls[0]));
+	if (rc == 0)
+		rc = allow_memory(ctx);
+	if (rc == 0)
+		rc = allow_self_signals(ctx);
+#ifdef FERRY_SANITIZED
+	uint64_t never = CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+			 CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_VFORK | CLONE_PTRACE;
+	if (rc == 0)
+		rc = sanitizer_rules(ctx, never);
+#endif
+	return rc;
+}
+
+int sandbox_file_helper(int root)
+{
+	int rc = clear_capabilities(-1);
+	const char *layer = "capabilities";
+	if (rc == 0 && (rc = set_no_new_privs(false)) < 0)
+		layer = "no_new_privs";
+	if (rc == 0 && (rc = landlock_file_helper(root)) < 0)
+		layer = "Landlock";
+	if (rc == 0 && (rc = seccomp_apply("file helper", file_helper_rules, NULL)) < 0)
+		layer = "seccomp";
+	if (rc < 0 && rc != -ECANCELED)
+		log_error("file helper sandbox: %s: %s", layer, strerror(-rc));
+	return rc;
+}
+
 int sandbox_port20(void)
 {
 	int rc = clear_capabilities(CAP_NET_BIND_SERVICE);

@@ -37,4 +37,11 @@ int sandbox_worker(const struct server *srv);
  */
 int sandbox_port20(void);
 
+/*
+ * A local user's file helper, already under the user's ids: no capability, no_new_privs,
+ * not dumpable, Landlock to root (every file right; no TCP), and a seccomp allow-list of
+ * the file calls it makes.  Returns 0 or -errno (logged).
+ */
+int sandbox_file_helper(int root);
+
 #endif

@@ -24,6 +24,7 @@
 #include "common/listing.h"
 #include "common/reply.h"
 #include "server/auth.h"
+#include "server/fs_proxy.h"
 #include "server/user_group.h"
 #include "server/user_settings.h"
 #include "server/users.h"
@@ -81,8 +82,12 @@ static void free_session(struct session *s)
 		tls_release(s->ctl);
 	if (s->sock != NULL)
 		bufferevent_free(s->sock);
-	if (s->root_fd >= 0)
+	if (s->root_fd >= 0) {
+		fs_proxy_detach(s->root_fd);
 		close(s->root_fd);
+	}
+	if (s->pending_conn >= 0)
+		close(s->pending_conn);
 	drop_parser(s);
 	free(s->cwd);
 	free(s->rnfr);
@@ -593,6 +598,7 @@ struct session *session_new(struct server *srv, int fd, uint64_t id, bool implic
 	s->srv = srv;
 	s->id = id;
 	s->root_fd = -1;
+	s->pending_conn = -1;
 	s->mlst_facts = FACT_ALL;
 	s->type_ascii = true; /* RFC 959 s.3.1.1.5: the default representation type */
 	TAILQ_INSERT_TAIL(&srv->sessions, s, link);

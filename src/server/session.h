@@ -121,7 +121,9 @@ struct session {
 	struct user_entry *user_owned;  /* a database's user (auth.h), the session's to free */
 	struct user_group *group;       /* the user's shared rates, or NULL */
 	const struct user_entry *admit; /* logged in once the master admits it (USER_ADMIT) */
-	int root_fd;                    /* O_PATH descriptor of the user's root, -1 before login */
+	int root_fd;                    /* O_PATH descriptor of the user's root, or a local user's
+					   file helper connection (fs_proxy.h); -1 before login */
+	int pending_conn;               /* a local user's file helper, until the login ends */
 	char *cwd;                      /* the working directory (from login on), exactly sized */
 
 	/* transfer parameters */

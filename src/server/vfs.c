@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <linux/openat2.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "common/buf.h"
 #include "common/path.h"
+#include "server/fs_proxy.h"
 
 static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode)
 {
@@ -35,6 +37,28 @@ static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode)
 	}
 }
 
+/* An operation made by the file helper at the other end of root (fs_proxy.h). */
+static int remote(int root, enum fs_op op, const char *vpath, const char *vpath2, int flags,
+		  mode_t mode, struct fs_reply *rep)
+{
+	struct fs_req *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return -ENOMEM;
+	q->op = op;
+	q->flags = flags;
+	q->mode = mode;
+	if (str_copy(q->path, sizeof(q->path), vpath) < 0 ||
+	    (vpath2 != NULL && str_copy(q->path2, sizeof(q->path2), vpath2) < 0)) {
+		free(q);
+		return -ENAMETOOLONG;
+	}
+	struct fs_reply r;
+	int fd;
+	int rc = fs_proxy_call(root, q, rep != NULL ? rep : &r, &fd);
+	free(q);
+	return rc < 0 ? rc : fd >= 0 ? fd : 0;
+}
+
 int vfs_open_root(const char *dir)
 {
 	int fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -43,11 +67,20 @@ int vfs_open_root(const char *dir)
 
 int vfs_open(int root, const char *vpath, int flags, mode_t mode)
 {
+	if (fs_proxy_is_remote(root))
+		return remote(root, FS_OPEN, vpath, NULL, flags, mode, NULL);
 	return sys_openat2(root, path_relative(vpath), flags, mode);
 }
 
 int vfs_stat(int root, const char *vpath, struct stat *st)
 {
+	if (fs_proxy_is_remote(root)) {
+		struct fs_reply rep;
+		int rc = remote(root, FS_STAT, vpath, NULL, 0, 0, &rep);
+		if (rc == 0)
+			*st = rep.st;
+		return rc;
+	}
 	int fd = sys_openat2(root, path_relative(vpath), O_PATH, 0);
 	if (fd < 0)
 		return fd;
@@ -58,6 +91,8 @@ int vfs_stat(int root, const char *vpath, struct stat *st)
 
 int vfs_opendir(int root, const char *vpath)
 {
+	if (fs_proxy_is_remote(root))
+		return remote(root, FS_OPENDIR, vpath, NULL, 0, 0, NULL);
 	return sys_openat2(root, path_relative(vpath), O_RDONLY | O_DIRECTORY, 0);
 }
 
@@ -73,6 +108,8 @@ static int open_parent(int root, const char *vpath, const char **name)
 
 int vfs_mkdir(int root, const char *vpath, mode_t mode)
 {
+	if (fs_proxy_is_remote(root))
+		return remote(root, FS_MKDIR, vpath, NULL, 0, mode, NULL);
 	const char *name;
 	int dir = open_parent(root, vpath, &name);
 	if (dir < 0)
@@ -95,16 +132,22 @@ static int remove_entry(int root, const char *vpath, int flags)
 
 int vfs_rmdir(int root, const char *vpath)
 {
+	if (fs_proxy_is_remote(root))
+		return remote(root, FS_RMDIR, vpath, NULL, 0, 0, NULL);
 	return remove_entry(root, vpath, AT_REMOVEDIR);
 }
 
 int vfs_unlink(int root, const char *vpath)
 {
+	if (fs_proxy_is_remote(root))
+		return remote(root, FS_UNLINK, vpath, NULL, 0, 0, NULL);
 	return remove_entry(root, vpath, 0);
 }
 
 int vfs_rename(int root, const char *from, const char *to)
 {
+	if (fs_proxy_is_remote(root))
+		return remote(root, FS_RENAME, from, to, 0, 0, NULL);
 	const char *from_name, *to_name;
 	int from_dir = open_parent(root, from, &from_name);
 	if (from_dir < 0)
@@ -122,6 +165,20 @@ int vfs_rename(int root, const char *from, const char *to)
 
 int vfs_set_mtime(int root, const char *vpath, time_t mtime)
 {
+	if (fs_proxy_is_remote(root)) {
+		struct fs_req *q = calloc(1, sizeof(*q));
+		if (q == NULL)
+			return -ENOMEM;
+		q->op = FS_SET_MTIME;
+		q->mtime = mtime;
+		int rc = str_copy(q->path, sizeof(q->path), vpath) < 0 ? -ENAMETOOLONG : 0;
+		struct fs_reply rep;
+		int fd;
+		if (rc == 0)
+			rc = fs_proxy_call(root, q, &rep, &fd);
+		free(q);
+		return rc;
+	}
 	int fd = sys_openat2(root, path_relative(vpath), O_PATH, 0);
 	if (fd < 0)
 		return fd;
@@ -137,6 +194,8 @@ int vfs_set_mtime(int root, const char *vpath, time_t mtime)
 
 int vfs_is_root(int root, int dir)
 {
+	if (fs_proxy_is_remote(root))
+		return fs_proxy_is_root(root, dir);
 	struct stat r, d;
 	if (fstat(root, &r) < 0 || fstat(dir, &d) < 0)
 		return -errno;
@@ -146,6 +205,23 @@ int vfs_is_root(int root, int dir)
 int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_created *made)
 {
 	made->dir = -1;
+	made->remote = -1;
+	made->vpath = NULL;
+	if (fs_proxy_is_remote(root)) {
+		struct fs_reply rep;
+		int fd = remote(root, FS_CREATE, vpath, NULL, flags, mode, &rep);
+		if (fd < 0)
+			return fd;
+		made->vpath = strdup(vpath);
+		if (made->vpath == NULL) {
+			/* Created and kept: without its path it cannot be removed again. */
+			return fd;
+		}
+		made->remote = root;
+		made->dev = rep.st.st_dev;
+		made->ino = rep.st.st_ino;
+		return fd;
+	}
 	const char *name;
 	char parent[VPATH_MAX];
 	if (path_split(vpath, parent, sizeof(parent), &name) < 0)
@@ -179,6 +255,21 @@ int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_c
 
 int vfs_uncreate(const struct vfs_created *made)
 {
+	if (made->remote >= 0) {
+		struct fs_req *q = calloc(1, sizeof(*q));
+		if (q == NULL)
+			return -ENOMEM;
+		q->op = FS_UNCREATE;
+		q->dev = made->dev;
+		q->ino = made->ino;
+		int rc = str_copy(q->path, sizeof(q->path), made->vpath) < 0 ? -ENAMETOOLONG : 0;
+		struct fs_reply rep;
+		int fd;
+		if (rc == 0)
+			rc = fs_proxy_call(made->remote, q, &rep, &fd);
+		free(q);
+		return rc;
+	}
 	struct stat st;
 	if (made->dir < 0)
 		return -EBADF;
@@ -200,4 +291,20 @@ void vfs_created_close(struct vfs_created *made)
 	if (made->dir >= 0)
 		close(made->dir);
 	made->dir = -1;
+	free(made->vpath);
+	made->vpath = NULL;
+	made->remote = -1;
+}
+
+int vfs_uncreate_path(int root, const char *vpath, dev_t dev, ino_t ino)
+{
+	struct vfs_created made = { .dir = -1, .remote = -1, .dev = dev, .ino = ino };
+	const char *name;
+	made.dir = open_parent(root, vpath, &name);
+	if (made.dir < 0)
+		return made.dir;
+	int rc = str_copy(made.name, sizeof(made.name), name) < 0 ? -ENAMETOOLONG
+								   : vfs_uncreate(&made);
+	close(made.dir);
+	return rc;
 }

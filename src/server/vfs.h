@@ -7,6 +7,10 @@
  * this file does.  Operations on a last component (unlink, rename, mkdir) act through a
  * descriptor of the parent opened the same way.  Paths are normalised virtual paths
  * (path.h).  All functions return 0 / a descriptor, or -errno.
+ *
+ * A local system user's root is not a directory but a connection to that user's file
+ * helper (fs_proxy.h): every function then has the helper make the operation, as the
+ * user, beneath the same kind of root.
  */
 #ifndef FERRY_SERVER_VFS_H
 #define FERRY_SERVER_VFS_H
@@ -43,6 +47,8 @@ int vfs_is_root(int root, int dir);
 /* A file vfs_create made, remembered so that an upload that stores nothing can remove it. */
 struct vfs_created {
 	int dir;                /* O_PATH descriptor of the directory it was made in, or -1 */
+	int remote;             /* made by a file helper (fs_proxy.h): its connection, or -1 */
+	char *vpath;            /* ... and where, for vfs_uncreate */
 	char name[NAME_MAX + 1];
 	dev_t dev;
 	ino_t ino;
@@ -60,6 +66,8 @@ int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_c
  * Returns 0, -ESTALE if the name no longer holds that empty file, or -errno.
  */
 int vfs_uncreate(const struct vfs_created *made);
+/* vfs_uncreate of the file vpath, if it is still the empty file dev/ino (a file helper's). */
+int vfs_uncreate_path(int root, const char *vpath, dev_t dev, ino_t ino);
 /* Close made->dir; safe to call on a failed vfs_create. */
 void vfs_created_close(struct vfs_created *made);
 

@@ -374,7 +374,7 @@ int worker_main(const struct worker_fds *fds, int index)
 	 */
 	if (sandbox_worker(srv) < 0)
 		return 1;
-	srv->auth = auth_pool_new(srv->base, w->users, &w->cfg);
+	srv->auth = auth_pool_new(srv->base, w->users, &w->cfg, fds->local);
 	if (srv->auth == NULL)
 		return 1;
 	srv->master = channel_new(srv->base, master_fd, TO_WORKER, &master_msgs,

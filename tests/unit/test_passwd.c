@@ -152,15 +152,15 @@ static void test_update_keeps_home_and_permissions(void **state)
 static void test_update_keeps_settings(void **state)
 {
 	struct dir *d = *state;
-	write_text(d->users, "dan:old:/srv/d:read:allow=::1,127.0.0.0/8 /in=write quota_files=3\n");
+	write_text(d->users, "dan:old:/srv/d:read:allow=::1,127.0.0.0/8 /in=write max_sessions=3\n");
 	bool added;
 	assert_int_equal(update(d->users, "dan", NULL, NULL, &added), 0);
 	assert_string_equal(read_text(d->users),
-			    "dan:" HASH ":/srv/d:read:allow=::1,127.0.0.0/8 /in=write quota_files=3\n");
+			    "dan:" HASH ":/srv/d:read:allow=::1,127.0.0.0/8 /in=write max_sessions=3\n");
 	assert_int_equal(update(d->users, "dan", "/srv/dan", "read,write", &added), 0);
 	assert_false(added);
 	assert_string_equal(read_text(d->users), "dan:" HASH
-			    ":/srv/dan:read,write:allow=::1,127.0.0.0/8 /in=write quota_files=3\n");
+			    ":/srv/dan:read,write:allow=::1,127.0.0.0/8 /in=write max_sessions=3\n");
 }
 
 static void test_new_file_is_private(void **state)
