@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "common/listing.h"
 #include "common/reply.h"
 #include "server/dispatch.h"
+#include "server/fs_proxy.h"
 #include "server/session.h"
 #include "server/transfer.h"
 #include "server/vfs.h"
@@ -43,6 +45,11 @@ struct list_ctx {
 	char single_name[VPATH_MAX]; /* the file, when a file was named */
 	struct stat single_st;
 	struct buf line;      /* lines not yet in the output */
+	/* A local user's listing, made by the user's file helper (fs_proxy.h FS_LIST). */
+	bool remote;          /* records instead of a directory */
+	const uint8_t *recs;  /* mapped records, or NULL when there are none */
+	size_t recs_len, recs_off;
+	struct stat rec_st;   /* the current record's stat, aligned */
 };
 
 static void list_ctx_free(void *arg)
@@ -50,6 +57,8 @@ static void list_ctx_free(void *arg)
 	struct list_ctx *c = arg;
 	if (c->dir != NULL)
 		closedir(c->dir);
+	if (c->recs != NULL && c->recs_len > 0)
+		munmap((void *)c->recs, c->recs_len);
 	buf_free(&c->line);
 	free(c);
 }
@@ -170,6 +179,40 @@ static int flush_lines(struct list_ctx *c, struct evbuffer *out)
 }
 
 /*
+ * The next entry: from the directory, or from a file helper's records (with its stat,
+ * *st, or NULL when it could not be had).  0, 1 at the end, or -errno.
+ */
+static int next_entry(struct list_ctx *c, const char **name, const struct stat **st)
+{
+	*st = NULL;
+	if (!c->remote) {
+		errno = 0;
+		struct dirent *d = readdir(c->dir);
+		if (d == NULL)
+			return errno != 0 ? -errno : 1;
+		*name = d->d_name;
+		return 0;
+	}
+	struct fs_list_rec rec;
+	if (c->recs == NULL || c->recs_len - c->recs_off < sizeof(rec))
+		return 1;
+	memcpy(&rec, c->recs + c->recs_off, sizeof(rec));
+	size_t need = sizeof(rec) + (size_t)rec.name_len + 1;
+	/* The helper is the user's process: its records are checked like any input. */
+	if (rec.name_len > NAME_MAX || c->recs_len - c->recs_off < need ||
+	    c->recs[c->recs_off + sizeof(rec) + rec.name_len] != '\0' ||
+	    memchr(c->recs + c->recs_off + sizeof(rec), '\0', rec.name_len) != NULL)
+		return -EIO;
+	*name = (const char *)c->recs + c->recs_off + sizeof(rec);
+	if (rec.has_stat) {
+		memcpy(&c->rec_st, &rec.st, sizeof(rec.st));
+		*st = &c->rec_st;
+	}
+	c->recs_off += need;
+	return 0;
+}
+
+/*
  * Up to ENTRIES_PER_FILL entries into out.  NLST needs names only, so it never stats (an
  * fstatat per entry was nine tenths of its time); the lines are formatted into one buffer
  * and reach the output FILL_CHUNK at a time rather than an evbuffer_add per line.
@@ -178,7 +221,7 @@ static int fill_listing(void *arg, struct evbuffer *out)
 {
 	struct list_ctx *c = arg;
 	buf_reset(&c->line);
-	if (c->dir == NULL) {
+	if (c->dir == NULL && !c->remote) {
 		if (c->single_done)
 			return 1;
 		c->single_done = true;
@@ -187,17 +230,15 @@ static int fill_listing(void *arg, struct evbuffer *out)
 			return -ENOMEM;
 		return 1;
 	}
-	int dfd = dirfd(c->dir), rc = 0;
+	int rc = 0;
 	for (unsigned i = 0; i < ENTRIES_PER_FILL && rc == 0; i++) {
 		if (c->line.len >= FILL_CHUNK && flush_lines(c, out) < 0)
 			return -ENOMEM;
-		errno = 0;
-		struct dirent *d = readdir(c->dir);
-		if (d == NULL) {
-			rc = errno != 0 ? -errno : 1;
+		const char *name;
+		const struct stat *given;
+		rc = next_entry(c, &name, &given);
+		if (rc != 0)
 			break;
-		}
-		const char *name = d->d_name;
 		/*
 		 * A name holding CR or LF cannot be sent on a line-based listing without
 		 * forging further entries, and no command can name it: leave it out.
@@ -223,8 +264,15 @@ static int fill_listing(void *arg, struct evbuffer *out)
 		struct stat st;
 		/* ".." of the root lies outside it: the root stands in for it, as in "/..". */
 		const char *stat_name = dotdot && c->at_root ? "." : name;
-		if (fstatat(dfd, stat_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		if (c->remote) {
+			if (given == NULL)
+				continue; /* vanished meanwhile */
+			st = *given;
+			if (dotdot && c->at_root && vfs_stat(c->root_fd, c->dir_path, &st) < 0)
+				continue;
+		} else if (fstatat(dirfd(c->dir), stat_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			continue; /* vanished meanwhile */
+		}
 		if (c->fmt == FMT_MLSD && S_ISLNK(st.st_mode))
 			follow_in_root(c, name, &st);
 		(void)format_entry(c, name, &st, mlsx_type);
@@ -274,7 +322,9 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 	c->root_fd = s->root_fd;
 	str_copy(c->dir_path, sizeof(c->dir_path), path);
 	buf_init(&c->line, FILL_CHUNK + VPATH_MAX + 512);
-	int fd = vfs_opendir(s->root_fd, path);
+	bool remote = fs_proxy_is_remote(s->root_fd);
+	bool is_root = false;
+	int fd = remote ? vfs_list(s->root_fd, path, &is_root) : vfs_opendir(s->root_fd, path);
 	if (fd == -ENOTDIR && fmt != FMT_MLSD) {
 		/* LIST and NLST of a file show that file alone. */
 		int rc = vfs_stat(s->root_fd, path, &c->single_st);
@@ -301,6 +351,29 @@ static struct list_ctx *open_listing(struct session *s, enum list_format fmt, co
 	 * The name cannot tell: "/top" may be a symlink to "/".  If fstat fails, the root is
 	 * assumed: that hides a parent rather than showing the directory above the root.
 	 */
+	if (remote) {
+		/* A sealed memory file of records the user's file helper made. */
+		struct stat mst;
+		c->at_root = is_root;
+		c->remote = true;
+		int rc = fstat(fd, &mst) < 0 ? -errno : 0;
+		if (rc == 0 && mst.st_size > 0) {
+			void *map = mmap(NULL, (size_t)mst.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+			if (map == MAP_FAILED) {
+				rc = -errno;
+			} else {
+				c->recs = map;
+				c->recs_len = (size_t)mst.st_size;
+			}
+		}
+		close(fd);
+		if (rc < 0) {
+			list_ctx_free(c);
+			session_reply_errno(s, rc, "Could not list");
+			return NULL;
+		}
+		return c;
+	}
 	c->at_root = vfs_is_root(s->root_fd, fd) != 0;
 	c->dir = fdopendir(fd);
 	if (c->dir == NULL) {

@@ -31,6 +31,7 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -230,6 +231,8 @@ static struct files_helper *start_helper(struct local *l, const struct passwd *p
 	if (pid == 0) {
 		close(sv[0]);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* Our own executable, found as root: the user need not reach its directory. */
+		int exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 		if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
 		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
@@ -250,7 +253,7 @@ static struct files_helper *start_helper(struct local *l, const struct passwd *p
 		snprintf(a_root, sizeof(a_root), "%d", r);
 		char *argv[] = { "ferryd", "--file-helper", a_ctl, a_root, NULL };
 		char *envp[] = { NULL };
-		execve("/proc/self/exe", argv, envp);
+		syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
 		log_error("file helper of %s: exec: %s", pw->pw_name, strerror(errno));
 		_exit(1);
 	}

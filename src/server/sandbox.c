@@ -468,11 +468,11 @@ static int sanitizer_rules(scmp_filter_ctx ctx, uint64_t never)
 
 /*
  * A worker that looks users up in a database (users_pg, LDAP) from its password thread:
- * the client libraries wait with poll and talk with send and recv (sendto, recvfrom).
+ * the client libraries talk with send and recv (sendto, recvfrom).
  * Only then: a worker of a users file has no use for them.
  */
 static const int user_db_calls[] = {
-	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(shutdown),
+	SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(shutdown),
 	/* libpq asks who it runs as (a default user name, TLS files in the home) */
 	SCMP_SYS(geteuid), SCMP_SYS(getuid), SCMP_SYS(getegid), SCMP_SYS(getgid),
 	/* libldap asks the host name (uname) when it sets up a handle */
@@ -484,6 +484,13 @@ static int worker_rules(scmp_filter_ctx ctx, const struct config *cfg)
 	int rc = allow_list(ctx, worker_calls, sizeof(worker_calls) / sizeof(worker_calls[0]));
 	if (rc == 0 && config_has_user_db(cfg))
 		rc = allow_list(ctx, user_db_calls, sizeof(user_db_calls) / sizeof(user_db_calls[0]));
+	/*
+	 * The password thread waits for a database or the local-users helper, and a local
+	 * user's file helper, with poll: each wait bounded.
+	 */
+	static const int waits[] = { SCMP_SYS(poll), SCMP_SYS(ppoll) };
+	if (rc == 0 && (config_has_user_db(cfg) || cfg->local_users))
+		rc = allow_list(ctx, waits, 2);
 	/*
 	 * glibc's name lookups (getaddrinfo in libldap and libpq, even of a numeric address)
 	 * first try nscd over a unix socket: refused with an error, not killed, they go on

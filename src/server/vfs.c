@@ -308,3 +308,14 @@ int vfs_uncreate_path(int root, const char *vpath, dev_t dev, ino_t ino)
 	close(made.dir);
 	return rc;
 }
+
+int vfs_list(int root, const char *vpath, bool *is_root)
+{
+	if (!fs_proxy_is_remote(root))
+		return -ENOTSUP;
+	struct fs_reply rep;
+	int fd = remote(root, FS_LIST, vpath, NULL, 0, 0, &rep);
+	if (fd >= 0)
+		*is_root = rep.is_root != 0;
+	return fd;
+}

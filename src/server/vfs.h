@@ -16,6 +16,7 @@
 #define FERRY_SERVER_VFS_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -68,6 +69,11 @@ int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_c
 int vfs_uncreate(const struct vfs_created *made);
 /* vfs_uncreate of the file vpath, if it is still the empty file dev/ino (a file helper's). */
 int vfs_uncreate_path(int root, const char *vpath, dev_t dev, ino_t ino);
+/*
+ * A local user's listing of vpath (fs_proxy.h FS_LIST): a sealed memory file of struct
+ * fs_list_rec records, and whether the directory is the root.  Remote roots only.
+ */
+int vfs_list(int root, const char *vpath, bool *is_root);
 /* Close made->dir; safe to call on a failed vfs_create. */
 void vfs_created_close(struct vfs_created *made);
 
