@@ -17,6 +17,7 @@
 #include "server/passwd.h"
 #include "server/privdrop.h"
 #include "server/tls_files.h"
+#include "server/usercmd.h"
 #include "server/users.h"
 #include "server/worker.h"
 
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "user") == 0)
+		return usercmd_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "firewall") == 0)
 		return firewall_main(argc, argv);
 	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD */
