@@ -680,8 +680,11 @@ static int check_request(const struct request *r, const struct store *st, const 
 		return -EINVAL;
 	}
 	if (r->u.home != NULL && user_check_home(r->u.home, home_base, &why) < 0) {
+		/* Name home_base when it is the reason. */
+		const char *own;
+		bool base = user_check_home(r->u.home, NULL, &own) == 0;
 		fprintf(stderr, "ferryd user: --home %s: %s%s%s\n", log_quote(q, sizeof(q), r->u.home),
-			why, home_base[0] != '\0' ? ", which is " : "", home_base);
+			why, base ? ", which is " : "", base ? home_base : "");
 		return -EINVAL;
 	}
 	if (r->u.perms != NULL && user_check_perms(r->u.perms, &why) < 0) {
