@@ -5,6 +5,7 @@ the same for both stores; a stopped database answered with exit status 2 in time
 
 import os
 import re
+import select
 import stat
 import subprocess
 import time
@@ -260,6 +261,48 @@ def test_refused_passwords(tmp_path):
     r = file_cmd(uf, "add", "bob", "--home", base / "bob")      # nothing on stdin
     assert (r.returncode, r.stderr) == (1, "ferryd passwd: no password read\n")
     assert not uf.exists()
+
+
+def on_terminal(argv, answers):
+    """Run argv with a terminal as stdin, typing answers[i] at the i-th prompt; returns
+    (exit status, stderr)."""
+    require_binary()
+    master, slave = os.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(slave)
+    out, answered = b"", 0
+    deadline = time.monotonic() + 20
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stderr], [], [], 0.2)
+            if ready:
+                out += os.read(proc.stderr.fileno(), 4096)
+            # Typed only once the prompt shows: what comes earlier is flushed with the echo.
+            if out.count(b": ") > answered and answered < len(answers):
+                os.write(master, answers[answered].encode() + b"\n")
+                answered += 1
+        rc = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        out += proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+        os.close(master)
+    return rc, out.decode()
+
+
+def test_password_twice_on_a_terminal(tmp_path):
+    base = homes(tmp_path, "bob")
+    uf = tmp_path / "users"
+    argv = [FERRYD, "user", "--users-file", str(uf), "add", "bob", "--home", str(base / "bob")]
+    rc, err = on_terminal(argv, ["one-pass", "other-pass"])
+    assert (rc, err) == (1, "Password: \nAgain: \nferryd passwd: passwords differ\n")
+    assert not uf.exists()
+    rc, err = on_terminal(argv, ["same-pass", "same-pass"])
+    assert (rc, err) == (0, "Password: \nAgain: \nferryd user: added user bob\n")
+    assert uf.read_text().startswith("bob:$y$")
 
 
 def test_store_choice(tmp_path):
