@@ -18,6 +18,7 @@
 #include "server/passwd.h"
 #include "server/privdrop.h"
 #include "server/tls_files.h"
+#include "server/usercmd.h"
 #include "server/userdb_ldap.h"
 #include "server/userdb_pg.h"
 #include "server/users.h"
@@ -105,6 +106,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "passwd") == 0)
 		return passwd_main(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "user") == 0)
+		return usercmd_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "firewall") == 0)
 		return firewall_main(argc, argv);
 	/* Started by the local-users helper: ferryd --file-helper CTLFD ROOTFD (internal) */

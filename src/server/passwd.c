@@ -23,8 +23,6 @@
 #include "server/config.h"
 #include "server/users.h"
 
-#define PASSWORD_MAX 512
-
 static int read_password(const char *prompt, char *out, size_t outsz)
 {
 	bool tty = isatty(STDIN_FILENO);
@@ -97,8 +95,7 @@ static int parse_args(int argc, char **argv, const char **file, struct passwd_ch
 	return 0;
 }
 
-/* Read the new password (twice on a terminal); returns 0, or the exit status. */
-static int read_new_password(char *pw, size_t pwsz)
+int passwd_read_new(char *pw, size_t pwsz)
 {
 	if (read_password("Password: ", pw, pwsz) < 0) {
 		fprintf(stderr, "ferryd passwd: no password read\n");
@@ -110,7 +107,7 @@ static int read_new_password(char *pw, size_t pwsz)
 		return 1;
 	}
 	if (isatty(STDIN_FILENO)) {
-		char again[PASSWORD_MAX];
+		char again[PASSWD_PASSWORD_MAX];
 		bool same = read_password("Again: ", again, sizeof(again)) == 0 &&
 			    strcmp(pw, again) == 0;
 		explicit_bzero(again, sizeof(again));
@@ -122,8 +119,7 @@ static int read_new_password(char *pw, size_t pwsz)
 	return 0;
 }
 
-/* Hash pw with libxcrypt's preferred method (yescrypt on Debian); returns 0 or 1. */
-static int hash_password(const char *pw, char *out, size_t outsz)
+int passwd_hash(const char *pw, char *out, size_t outsz)
 {
 	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
 	/* NULL prefix: libxcrypt's preferred method. */
@@ -254,13 +250,15 @@ static int stdio_error(void)
  * Owner and mode are kept or nothing is written: a users file that silently became
  * root's own would lock the unprivileged workers out of it.
  */
-static int write_new(FILE *out, int fd, FILE *in, const struct passwd_change *c, bool *found,
-		     FILE *err)
+static int write_new(FILE *out, int fd, FILE *in, passwd_copy_fn *copy, void *arg,
+		     bool *refused, FILE *err)
 {
-	copy_with_change(in, out, c, found);
-	int rc = 0;
+	int rc = copy(in, out, arg);
+	*refused = rc < 0;
 	errno = 0;
-	if (in != NULL && ferror(in))
+	if (rc < 0)
+		; /* nothing is kept of it */
+	else if (in != NULL && ferror(in))
 		rc = stdio_error(); /* a half-read file must not replace the whole one */
 	else if (in != NULL && (rc = keep_owner_and_mode(fd, in)) < 0)
 		fprintf(err, "ferryd passwd: cannot give the new file the old one's owner and mode\n");
@@ -279,7 +277,7 @@ static void discard_temp(const char *tmp, FILE *err)
 		fprintf(err, "ferryd passwd: cannot remove %s: %s\n", tmp, strerror(errno));
 }
 
-int passwd_update_file(const char *file, const struct passwd_change *c, bool *added, FILE *err)
+int passwd_replace_file(const char *file, passwd_copy_fn *copy, void *arg, FILE *err)
 {
 	FILE *in;
 	int rc = open_current(file, &in);
@@ -301,16 +299,13 @@ int passwd_update_file(const char *file, const struct passwd_change *c, bool *ad
 			fclose(in);
 		return rc;
 	}
-	bool found;
-	rc = write_new(out, fd, in, c, &found, err);
+	bool refused;
+	rc = write_new(out, fd, in, copy, arg, &refused, err);
 	if (in != NULL)
 		fclose(in);
-	if (rc == 0 && !found && c->home == NULL) {
-		fprintf(err, "ferryd passwd: new user '%s' needs --home DIR\n", c->name);
-		rc = -EINVAL;
-	} else if (rc < 0) {
+	if (rc < 0 && !refused) {
 		fprintf(err, "ferryd passwd: cannot write %s: %s\n", tmp, strerror(-rc));
-	} else if (rename(tmp, file) < 0) {
+	} else if (rc == 0 && rename(tmp, file) < 0) {
 		rc = -errno;
 		fprintf(err, "ferryd passwd: cannot rename %s to %s: %s\n", tmp, file, strerror(-rc));
 	}
@@ -322,8 +317,33 @@ int passwd_update_file(const char *file, const struct passwd_change *c, bool *ad
 	if (drc < 0)
 		fprintf(err, "ferryd passwd: %s written, but its directory not synced: %s\n", file,
 			strerror(-drc));
-	*added = !found;
 	return 0;
+}
+
+/* passwd_update_file()'s copy: the change, or a refusal of a new user without a home. */
+struct change_copy {
+	const struct passwd_change *c;
+	bool found;
+	FILE *err;
+};
+
+static int copy_change(FILE *in, FILE *out, void *arg)
+{
+	struct change_copy *x = arg;
+	copy_with_change(in, out, x->c, &x->found);
+	if (!x->found && x->c->home == NULL) {
+		fprintf(x->err, "ferryd passwd: new user '%s' needs --home DIR\n", x->c->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int passwd_update_file(const char *file, const struct passwd_change *c, bool *added, FILE *err)
+{
+	struct change_copy x = { .c = c, .err = err };
+	int rc = passwd_replace_file(file, copy_change, &x, err);
+	*added = !x.found;
+	return rc;
 }
 
 int passwd_main(int argc, char **argv)
@@ -333,11 +353,11 @@ int passwd_main(int argc, char **argv)
 	int rc = parse_args(argc, argv, &file, &c);
 	if (rc != 0)
 		return rc;
-	char pw[PASSWORD_MAX];
+	char pw[PASSWD_PASSWORD_MAX];
 	char hash[256];
-	rc = read_new_password(pw, sizeof(pw));
+	rc = passwd_read_new(pw, sizeof(pw));
 	if (rc == 0)
-		rc = hash_password(pw, hash, sizeof(hash));
+		rc = passwd_hash(pw, hash, sizeof(hash));
 	explicit_bzero(pw, sizeof(pw));
 	if (rc != 0)
 		return rc;

@@ -31,4 +31,30 @@ struct passwd_change {
 int passwd_update_file(const char *file, const struct passwd_change *c, bool *added,
 		       FILE *err);
 
+/*
+ * Write the new content of a users file for passwd_replace_file(): from in, the current
+ * file (NULL when there is none yet), to out.  Returns 0, or -errno to leave the file as
+ * it was (a refusal, of which it has said why).
+ */
+typedef int passwd_copy_fn(FILE *in, FILE *out, void *arg);
+/*
+ * Replace file with what copy(in, out, arg) writes, the way passwd_update_file() does
+ * (which is this with its own copy).  Returns 0, copy's refusal, or -errno with a
+ * message on err.
+ */
+int passwd_replace_file(const char *file, passwd_copy_fn *copy, void *arg, FILE *err);
+
+/* The longest password read, its newline included. */
+#define PASSWD_PASSWORD_MAX 512
+/*
+ * Read a new password from stdin into pw: twice and without echo on a terminal, else
+ * one line.  Returns 0, or 1 after a message on stderr (none read, empty, not the same).
+ */
+int passwd_read_new(char *pw, size_t pwsz);
+/*
+ * Hash pw with libxcrypt's preferred method (yescrypt on Debian) into out.  Returns 0,
+ * or 1 after a message on stderr.
+ */
+int passwd_hash(const char *pw, char *out, size_t outsz);
+
 #endif
