@@ -21,6 +21,7 @@
 #include "common/path.h"
 #include "server/local_auth.h"
 #include "server/log.h"
+#include "server/user_check.h"
 #include "server/config.h"
 #include "server/userdb_ldap.h"
 #include "server/userdb_pg.h"
@@ -79,17 +80,10 @@ static bool hash_matches(const struct auth_pool *p, const struct auth_request *r
 	return ok;
 }
 
-/* Whether home lies beneath base ("/srv/ftp" holds "/srv/ftp/a", not "/srv/ftpx"). */
+/* Whether home lies beneath base, normalised (user_check.h: as `ferryd user` checks it). */
 static bool beneath(const char *base, const char *home)
 {
-	char norm[VPATH_MAX];
-	size_t n = strlen(base);
-	while (n > 1 && base[n - 1] == '/')
-		n--;
-	/* ".." in a home could climb out of the base: judged on the normalised path. */
-	if (path_resolve("/", home, strlen(home), norm, sizeof(norm)) < 0)
-		return false;
-	return strncmp(base, norm, n) == 0 && norm[n] == '/';
+	return user_check_beneath(base, home);
 }
 
 /*

@@ -146,7 +146,10 @@ static void copy_with_change(FILE *in, FILE *out, const struct passwd_change *c,
 {
 	char line[8192];
 	*found = false;
+	bool ended = true; /* the last line copied ended with a newline */
 	while (in != NULL && fgets(line, sizeof(line), in) != NULL) {
+		size_t len = strlen(line);
+		ended = len > 0 && line[len - 1] == '\n';
 		struct user_entry e;
 		const char *why;
 		char copy[8192];
@@ -174,8 +177,9 @@ static void copy_with_change(FILE *in, FILE *out, const struct passwd_change *c,
 		user_entry_clear(&e);
 		explicit_bzero(&e, sizeof(e));
 	}
+	/* A file whose last line has no newline: the new user gets a line of its own. */
 	if (!*found && c->home != NULL)
-		fprintf(out, "%s:%s:%s:%s\n", c->name, c->hash, c->home,
+		fprintf(out, "%s%s:%s:%s:%s\n", ended ? "" : "\n", c->name, c->hash, c->home,
 			c->perms != NULL ? c->perms : "read");
 }
 

@@ -163,6 +163,17 @@ static void test_update_keeps_settings(void **state)
 			    ":/srv/dan:read,write:allow=::1,127.0.0.0/8 /in=write max_sessions=3\n");
 }
 
+static void test_add_after_a_last_line_without_newline(void **state)
+{
+	struct dir *d = *state;
+	write_text(d->users, "bob:" HASH ":/srv/bob:read");
+	bool added;
+	assert_int_equal(update(d->users, "eve", "/srv/eve", NULL, &added), 0);
+	assert_true(added);
+	assert_string_equal(read_text(d->users),
+			    "bob:" HASH ":/srv/bob:read\neve:" HASH ":/srv/eve:read\n");
+}
+
 static void test_new_file_is_private(void **state)
 {
 	struct dir *d = *state;
@@ -200,6 +211,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_link_planted_at_the_old_temp_name_is_not_followed,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_keeps_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_after_a_last_line_without_newline, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_update_keeps_home_and_permissions, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_new_file_is_private, setup, teardown),
