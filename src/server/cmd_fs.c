@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -40,8 +41,14 @@ static void change_dir(struct session *s, const char *arg)
 	char path[VPATH_MAX];
 	if (session_path(s, arg, path) < 0)
 		return;
+	/*
+	 * "path/." as a shell's cd: looking up "." inside needs the right to enter the
+	 * directory (search), which a local user may lack where another user's is private.
+	 */
+	char inside[VPATH_MAX + 2];
+	snprintf(inside, sizeof(inside), "%s/.", strcmp(path, "/") == 0 ? "" : path);
 	struct stat st;
-	int rc = vfs_stat(s->root_fd, path, &st);
+	int rc = vfs_stat(s->root_fd, inside, &st);
 	if (rc == 0 && !S_ISDIR(st.st_mode))
 		rc = -ENOTDIR;
 	if (rc < 0) {

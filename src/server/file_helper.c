@@ -36,7 +36,8 @@ int file_helper_main(int ctl, int root)
 		return 1;
 	nfds_t n = 1;
 	fds[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
-	bool told_idle = false, ending = false;
+	/* Idle is said only once a session has come and gone: its first is on its way. */
+	bool told_idle = true, ending = false;
 	for (;;) {
 		if (n == 1 && ending)
 			return 0;

@@ -231,6 +231,8 @@ static struct files_helper *start_helper(struct local *l, const struct passwd *p
 	if (pid == 0) {
 		close(sv[0]);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* Files the user uploads get the configured umask, as a virtual user's do. */
+		umask((mode_t)l->cfg->umask);
 		/* Our own executable, found as root: the user need not reach its directory. */
 		int exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
 		if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
