@@ -22,18 +22,8 @@
 
 #define FILES_MAX_CONNS 4096
 
-int file_helper_main(int ctl, int root)
+static int serve(int ctl, int root, struct pollfd *fds, union msg_payload *m)
 {
-	prctl(PR_SET_NAME, "ferryd-files");
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	signal(SIGPIPE, SIG_IGN);
-	log_set_role("file helper");
-	if (sandbox_file_helper(root) < 0)
-		return 1;
-	struct pollfd *fds = calloc(FILES_MAX_CONNS + 1, sizeof(*fds));
-	union msg_payload *m = malloc(sizeof(*m));
-	if (fds == NULL || m == NULL)
-		return 1;
 	nfds_t n = 1;
 	fds[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
 	/* Idle is said only once a session has come and gone: its first is on its way. */
@@ -82,4 +72,20 @@ int file_helper_main(int ctl, int root)
 			}
 		}
 	}
+}
+
+int file_helper_main(int ctl, int root)
+{
+	prctl(PR_SET_NAME, "ferryd-files");
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGPIPE, SIG_IGN);
+	log_set_role("file helper");
+	if (sandbox_file_helper(root) < 0)
+		return 1;
+	struct pollfd *fds = calloc(FILES_MAX_CONNS + 1, sizeof(*fds));
+	union msg_payload *m = malloc(sizeof(*m));
+	int rc = fds != NULL && m != NULL ? serve(ctl, root, fds, m) : 1;
+	free(fds);
+	free(m);
+	return rc;
 }

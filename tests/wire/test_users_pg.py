@@ -159,7 +159,7 @@ def test_users_pg_needs_home_base(start_ferryd, pg, tmp_path):
     srv = start_ferryd("--users-pg", pg.conninfo(), ready=False)
     assert srv.proc.wait(timeout=30) != 0
     srv.stopped = True
-    assert "users_pg needs home_base" in srv.log, srv.log
+    assert "users_pg and ldap_uri need home_base" in srv.log, srv.log
 
 
 def test_check_config_tries_the_database(pg, tmp_path):
