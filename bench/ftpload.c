@@ -491,8 +491,9 @@ static int on_reply(struct load *l, struct session *s, const struct reply *r)
 		s->st = S_PASS;
 		return send_cmd2(l, s, "PASS", cred_of(l, s)->password);
 	case S_PASS:
-		if ((e = expect(l, s, r, R_230_LOGGED_IN)) < 0)
-			return e;
+		if (r->code != R_230_LOGGED_IN)
+			return fail(l, s, "user %s: expected 230, got: %s", cred_of(l, s)->name,
+				    r->text);
 		return logged_in(l, s);
 	case S_TYPE:
 		if ((e = expect(l, s, r, R_200_OK)) < 0)
