@@ -7,16 +7,22 @@
  * every server, so the ratios between servers stay fair.
  *
  *   ftpload small  --port P --user U --sessions N --files M --dir small --expect DIR
- *   ftpload logins --port P --user U --sessions N
+ *   ftpload logins --port P --user U --sessions N [--logins T]
  *   (the password is the first line of standard input: not in argv, which ps shows)
+ *   --user-list instead of --user U: standard input holds one "NAME PASSWORD" line a user
+ *   (the password is the rest of the line), and login k (counted from 0 over the whole
+ *   run, in the order the connections are opened) is made as user k modulo their number,
+ *   so that many users, not one, are looked up and checked.
  *
  * small:  every session logs in (USER, PASS, TYPE I, CWD --dir) and waits at a barrier;
  *         when all are there, each does M times: EPSV, connect to the port of the 229
  *         reply, RETR sNNNN, read the data to EOF.  The 1xx and 226/250 replies may come
  *         before, between or after the data bytes; all three are awaited.  Every byte is
  *         compared with --expect DIR/sNNNN.  Rate: files / (last file done - barrier).
- * logins: N connections are opened at once; each: 220, USER -> 331, PASS -> 230, QUIT.
- *         Rate: N / (last 230 - first connect); latency: connect() to 230, p50 and p99.
+ * logins: N connections are opened at once; each: 220, USER -> 331, PASS -> 230, QUIT -> 221;
+ *         a session that has its 221 connects again while fewer than T (--logins, default
+ *         N) logins have begun, so N stay under way until the last T - N have started.
+ *         Rate: T / (last 230 - first connect); latency: connect() to 230, p50 and p99.
  *
  * Output: one JSON line on standard output ("ok": true or false); the reason of a failure
  * also on standard error, exit status 1.  The first failed check or time-out ends the run:
@@ -52,6 +58,8 @@ enum {
 	ERR_MAX = 1024,
 	MAX_FILE = 1 << 20,     /* an --expect file larger than this is a mistake */
 	MAX_SESSIONS = 100000,
+	MAX_LOGINS = 10000000,
+	CRED_MAX = 256,         /* a user name or a password, its NUL included */
 	EVENTS = 256,
 	SCAN_MS = 100,          /* how often deadlines are checked */
 };
@@ -96,6 +104,7 @@ struct reply {
 
 struct session {
 	int idx;
+	int login;              /* which login of the run this connection makes, from 0 */
 	int ctl;                /* -1 once closed */
 	int data;               /* -1 when no data connection is open */
 	enum state st;
@@ -112,13 +121,22 @@ struct expected {
 	size_t len;
 };
 
+/* One user to log in as. */
+struct cred {
+	char name[CRED_MAX];
+	char password[CRED_MAX];
+};
+
 struct options {
 	enum mode mode;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	const char *user;
-	char password[256];
+	const char *user;       /* NULL with --user-list */
+	bool user_list;
+	struct cred *creds;     /* from standard input; owned here, wiped and freed at the end */
+	int ncreds;
 	int sessions;
+	int logins;             /* logins: in all, over the sessions (0 until parsed: N) */
 	int files;
 	const char *dir;
 	const char *expect;
@@ -132,7 +150,8 @@ struct load {
 	int ep;
 	struct session *s;
 	struct expected *exp;
-	double *latency;        /* logins: connect() to 230, per session */
+	double *latency;        /* logins: connect() to 230, per login */
+	int logins_begun;       /* connections opened so far: the next one's login number */
 	int at_barrier;
 	int done;
 	int files_done;
@@ -421,6 +440,8 @@ static int on_retr_reply(struct load *l, struct session *s, const struct reply *
 
 /* ------------------------------------------------------------------ the reply state machine */
 
+static int open_session(struct load *l, struct session *s);
+
 static int expect(struct load *l, struct session *s, const struct reply *r, int want)
 {
 	if (r->code == want)
@@ -428,11 +449,16 @@ static int expect(struct load *l, struct session *s, const struct reply *r, int 
 	return fail(l, s, "expected %d, got: %s", want, r->text);
 }
 
+static const struct cred *cred_of(const struct load *l, const struct session *s)
+{
+	return &l->opt.creds[s->login % l->opt.ncreds];
+}
+
 static int logged_in(struct load *l, struct session *s)
 {
 	if (l->opt.mode == MODE_LOGINS) {
 		double t = now();
-		l->latency[s->idx] = t - s->started;
+		l->latency[s->login] = t - s->started;
 		if (t > l->t_last)
 			l->t_last = t;
 		return end_session(l, s);
@@ -458,15 +484,16 @@ static int on_reply(struct load *l, struct session *s, const struct reply *r)
 		if ((e = expect(l, s, r, R_220_READY)) < 0)
 			return e;
 		s->st = S_USER;
-		return send_cmd2(l, s, "USER", l->opt.user);
+		return send_cmd2(l, s, "USER", cred_of(l, s)->name);
 	case S_USER:
 		if ((e = expect(l, s, r, R_331_NEED_PASSWORD)) < 0)
 			return e;
 		s->st = S_PASS;
-		return send_cmd2(l, s, "PASS", l->opt.password);
+		return send_cmd2(l, s, "PASS", cred_of(l, s)->password);
 	case S_PASS:
-		if ((e = expect(l, s, r, R_230_LOGGED_IN)) < 0)
-			return e;
+		if (r->code != R_230_LOGGED_IN)
+			return fail(l, s, "user %s: expected 230, got: %s", cred_of(l, s)->name,
+				    r->text);
 		return logged_in(l, s);
 	case S_TYPE:
 		if ((e = expect(l, s, r, R_200_OK)) < 0)
@@ -487,6 +514,8 @@ static int on_reply(struct load *l, struct session *s, const struct reply *r)
 		if ((e = expect(l, s, r, R_221_BYE)) < 0)
 			return e;
 		close_fd(&s->ctl);
+		if (l->opt.mode == MODE_LOGINS && l->logins_begun < l->opt.logins)
+			return open_session(l, s);
 		s->st = S_DONE;
 		s->deadline = 0;
 		l->done++;
@@ -570,8 +599,12 @@ static int scan_deadlines(struct load *l, double t)
 	return 0;
 }
 
+/* A new control connection for s, making the run's next login. */
 static int open_session(struct load *l, struct session *s)
 {
+	memset(&s->rp, 0, sizeof(s->rp));
+	s->st = S_GREETING;
+	s->login = l->logins_begun++;
 	s->started = now();
 	s->deadline = s->started + l->opt.greeting_timeout;
 	int fd = connect_to(&l->opt.addr, l->opt.addrlen);
@@ -684,12 +717,66 @@ static int raise_nofile(int need)
 	return rl.rlim_cur >= (rlim_t)need ? 0 : -EMFILE;
 }
 
-static int read_password(struct options *o)
+/* Copies src[0..len) into a CRED_MAX field; -EINVAL if it does not fit. */
+static int set_field(char *dst, const char *src, size_t len)
 {
-	if (fgets(o->password, sizeof(o->password), stdin) == NULL)
+	if (len >= CRED_MAX)
 		return -EINVAL;
-	o->password[strcspn(o->password, "\r\n")] = '\0';
+	memcpy(dst, src, len);
+	dst[len] = '\0';
 	return 0;
+}
+
+static int add_cred(struct options *o, size_t *cap, const char *name, size_t nlen,
+		    const char *pw, size_t plen)
+{
+	if ((size_t)o->ncreds == *cap) {
+		size_t ncap = *cap == 0 ? 64 : 2 * *cap;
+		if (ncap > MAX_SESSIONS)
+			return -E2BIG;
+		struct cred *c = realloc(o->creds, ncap * sizeof(*c));
+		if (c == NULL)
+			return -ENOMEM;
+		o->creds = c;
+		*cap = ncap;
+	}
+	struct cred *c = &o->creds[o->ncreds];
+	if (nlen == 0 || set_field(c->name, name, nlen) < 0 || set_field(c->password, pw, plen) < 0)
+		return -EINVAL;
+	o->ncreds++;
+	return 0;
+}
+
+/*
+ * The credentials from standard input: the password line for --user, or the "NAME PASSWORD"
+ * lines of --user-list.  A realloc() can leave a copy of the earlier lines in freed memory;
+ * for a benchmark's throw-away passwords that is acceptable.
+ */
+static int read_creds(struct options *o)
+{
+	size_t cap = 0, n = 0;
+	char *line = NULL;
+	ssize_t len;
+	int r = 0;
+	while (r == 0 && (len = getline(&line, &n, stdin)) >= 0) {
+		size_t ll = strcspn(line, "\r\n");
+		if (!o->user_list) {
+			r = add_cred(o, &cap, o->user, strlen(o->user), line, ll);
+			break;
+		}
+		const char *sp = memchr(line, ' ', ll);
+		if (sp == NULL)
+			r = -EINVAL;
+		else
+			r = add_cred(o, &cap, line, (size_t)(sp - line), sp + 1,
+				     ll - (size_t)(sp - line) - 1);
+	}
+	if (line != NULL)
+		explicit_bzero(line, n);
+	free(line);
+	if (r == 0 && o->ncreds == 0)
+		r = -ENODATA;
+	return r;
 }
 
 static double tv_s(struct timeval tv)
@@ -747,15 +834,16 @@ static int report(struct load *l)
 		       l->opt.sessions, l->files_done, l->files_done / wall, wall, user, sys,
 		       (user + sys) / cpu_wall);
 	} else {
-		qsort(l->latency, (size_t)l->opt.sessions, sizeof(double), cmp_double);
-		printf("{\"ok\": true, \"mode\": \"logins\", \"sessions\": %d, \"logins_per_s\": %.1f, "
+		int n = l->opt.logins;
+		qsort(l->latency, (size_t)n, sizeof(double), cmp_double);
+		printf("{\"ok\": true, \"mode\": \"logins\", \"sessions\": %d, \"logins\": %d, "
+		       "\"users\": %d, \"logins_per_s\": %.1f, "
 		       "\"seconds\": %.4f, \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
 		       "\"client_cpu_user_s\": %.3f, \"client_cpu_sys_s\": %.3f, "
 		       "\"client_cpu_share\": %.3f}\n",
-		       l->opt.sessions, l->opt.sessions / wall, wall,
-		       1000 * percentile(l->latency, l->opt.sessions, 0.50),
-		       1000 * percentile(l->latency, l->opt.sessions, 0.99),
-		       1000 * l->latency[l->opt.sessions - 1], user, sys, (user + sys) / cpu_wall);
+		       l->opt.sessions, n, l->opt.ncreds, n / wall, wall,
+		       1000 * percentile(l->latency, n, 0.50), 1000 * percentile(l->latency, n, 0.99),
+		       1000 * l->latency[n - 1], user, sys, (user + sys) / cpu_wall);
 	}
 	return fflush(stdout) == 0 ? 0 : -EIO;
 }
@@ -772,10 +860,12 @@ static void report_failure(const struct load *l)
 static _Noreturn void usage(void)
 {
 	fprintf(stderr,
-		"usage: ftpload small|logins [--host IP] --port P --user U --sessions N\n"
+		"usage: ftpload small|logins [--host IP] --port P --user U|--user-list --sessions N\n"
 		"               [--files M --dir DIR --expect LOCALDIR]   (small)\n"
+		"               [--logins T]                              (logins; T >= N)\n"
 		"               [--timeout S] [--greeting-timeout S]\n"
-		"       the password is read from the first line of standard input\n");
+		"       the password is read from the first line of standard input; with\n"
+		"       --user-list, one 'NAME PASSWORD' line a user, login k made as user k mod count\n");
 	exit(2);
 }
 
@@ -829,6 +919,8 @@ static void parse_args(struct options *o, int argc, char **argv)
 		{ "host", required_argument, NULL, 'h' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "user", required_argument, NULL, 'u' },
+		{ "user-list", no_argument, NULL, 'U' },
+		{ "logins", required_argument, NULL, 'l' },
 		{ "sessions", required_argument, NULL, 'n' },
 		{ "files", required_argument, NULL, 'm' },
 		{ "dir", required_argument, NULL, 'd' },
@@ -853,6 +945,8 @@ static void parse_args(struct options *o, int argc, char **argv)
 		case 'h': host = optarg; break;
 		case 'p': port = (int)number(optarg, 1, 65535); break;
 		case 'u': o->user = optarg; break;
+		case 'U': o->user_list = true; break;
+		case 'l': o->logins = (int)number(optarg, 1, MAX_LOGINS); break;
 		case 'n': o->sessions = (int)number(optarg, 1, MAX_SESSIONS); break;
 		case 'm': o->files = (int)number(optarg, 1, 10000); break;
 		case 'd': o->dir = optarg; break;
@@ -862,9 +956,17 @@ static void parse_args(struct options *o, int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || port == 0 || o->user == NULL || o->sessions == 0 ||
-	    (o->mode == MODE_SMALL && (o->files == 0 || o->dir == NULL || o->expect == NULL)))
+	if (optind != argc || port == 0 || (o->user == NULL) == !o->user_list || o->sessions == 0 ||
+	    (o->mode == MODE_SMALL && (o->files == 0 || o->dir == NULL || o->expect == NULL ||
+				       o->logins != 0)))
 		usage();
+	if (o->logins == 0)
+		o->logins = o->sessions;
+	if (o->logins < o->sessions) {
+		fprintf(stderr, "ftpload: --logins %d: fewer than the %d sessions\n", o->logins,
+			o->sessions);
+		exit(2);
+	}
 	if (parse_host(o, host, port) < 0) {
 		fprintf(stderr, "ftpload: --host %s: not an IPv4 or IPv6 address\n", host);
 		exit(2);
@@ -877,12 +979,14 @@ static int setup(struct load *l)
 	if (r < 0)
 		return fail(l, NULL, "RLIMIT_NOFILE too low for %d sessions: %s", l->opt.sessions,
 			    strerror(-r));
-	if (read_password(&l->opt) < 0)
-		return fail(l, NULL, "no password on standard input");
+	if ((r = read_creds(&l->opt)) < 0)
+		return fail(l, NULL, "%s on standard input (%s)", l->opt.user_list ?
+			    "no 'NAME PASSWORD' lines, or one without a space or too long" :
+			    "no password line, or one too long", strerror(-r));
 	if (l->opt.mode == MODE_SMALL && (r = load_expected(l)) < 0)
 		return r;
 	l->s = calloc((size_t)l->opt.sessions, sizeof(*l->s));
-	l->latency = calloc((size_t)l->opt.sessions, sizeof(*l->latency));
+	l->latency = calloc((size_t)l->opt.logins, sizeof(*l->latency));
 	if (l->s == NULL || l->latency == NULL)
 		return fail(l, NULL, "out of memory");
 	for (int i = 0; i < l->opt.sessions; i++) {
@@ -931,7 +1035,9 @@ int main(int argc, char **argv)
 		(void)fail(l, NULL, "writing the report: %s", strerror(-r));
 	if (r < 0)
 		report_failure(l);
-	explicit_bzero(l->opt.password, sizeof(l->opt.password));
+	if (l->opt.creds != NULL)
+		explicit_bzero(l->opt.creds, (size_t)l->opt.ncreds * sizeof(*l->opt.creds));
+	free(l->opt.creds);
 	teardown(l);
 	free(l);
 	return r < 0 ? 1 : 0;
