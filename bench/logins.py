@@ -31,6 +31,7 @@ import concurrent.futures
 import ctypes
 import json
 import os
+import pwd
 import resource
 import secrets
 import shutil
@@ -232,14 +233,64 @@ class Ldap(Source):
             self.d.cleanup()
 
 
-# The hook for the next source: local system users through PAM.  When ferryd has it, add a
-# Source subclass here and name it in SOURCES: prepare() creates --users system accounts
-# (useradd, no home of their own) whose /etc/shadow hashes are run.hashes (chpasswd -e, so
-# the cost is the users file's), with homes run.home(name) under run.homes; ferryd_args()
-# gives ferryd's PAM option (and its PAM service, if it takes one); store_pids() is empty
-# (pam_unix runs inside ferryd's helper) unless the PAM stack talks to a daemon; cleanup()
-# removes every account it created (userdel), also when prepare() failed half-way.
-SOURCES = {"users-file": UsersFile, "pg": Postgres, "ldap": Ldap}
+class Pam(Source):
+    """Local system users (--local-users): --users accounts made with useradd whose
+    /etc/shadow hashes are the users file's (chpasswd -e, so the hash costs the same),
+    checked by pam_unix in ferryd's local-auth helper; each user's file helper is
+    started at its first login.  Needs root.  Every account goes at cleanup."""
+    name = "pam"
+
+    def __init__(self):
+        self.made = []
+        self.service = f"ferryd-bench-{os.getpid()}"
+
+    def prepare(self, run):
+        if os.geteuid() != 0:
+            raise Fail("the pam source needs root (useradd, /etc/pam.d)")
+        pam_file = Path(__file__).resolve().parents[1] / "packaging" / "pam.d" / "ferryd"
+        shutil.copy(pam_file, f"/etc/pam.d/{self.service}")
+        lines = []
+        for n in sorted(run.users):
+            subprocess.run(["userdel", "-f", n], capture_output=True)
+            r = subprocess.run(["useradd", "-M", "-d", str(run.home(n)), "-s", "/bin/sh", n],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise Fail(f"useradd {n}: {r.stderr.strip()}")
+            self.made.append(n)
+            lines.append(f"{n}:{run.hashes[n]}\n")
+        r = subprocess.run(["chpasswd", "-e"], input="".join(lines), capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            raise Fail(f"chpasswd -e: {r.stderr.strip()}")
+        # Each user's home is its own (its file helper enters it as the user), and the
+        # directories above it must let the user through.
+        for d in (run.work, run.homes):
+            os.chmod(d, 0o755)
+        for n in self.made:
+            home = run.home(n)
+            os.makedirs(home, exist_ok=True)
+            pw = pwd.getpwnam(n)
+            os.chown(home, pw.pw_uid, pw.pw_gid)
+
+    def ferryd_args(self, run):
+        return ["--local-users", "yes", "--pam-service", self.service]
+
+    def version(self):
+        r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libpam-modules"],
+                           capture_output=True, text=True)
+        return "Linux-PAM (libpam-modules " + (r.stdout.strip() or "?") + ")"
+
+    def cleanup(self):
+        for n in self.made:
+            subprocess.run(["userdel", "-f", n], capture_output=True)
+        self.made = []
+        try:
+            os.unlink(f"/etc/pam.d/{self.service}")
+        except FileNotFoundError:
+            pass
+
+
+SOURCES = {"users-file": UsersFile, "pg": Postgres, "ldap": Ldap, "pam": Pam}
 
 
 # ------------------------------------------------------------------------------ ferryd
@@ -282,8 +333,11 @@ class Ferryd:
         raise Fail(f"ferryd ({self.source.name}) not ready after 15 s ({last})")
 
     def alive(self):
+        # Every process ferryd had once ready is still there (the same start times); a
+        # local user's file helper comes and goes with the user's sessions, by design.
+        now = ref.descendants(self.proc.pid) if self.proc is not None else {}
         return self.proc is not None and self.proc.poll() is None and \
-            ref.descendants(self.proc.pid) == self.tree
+            all(now.get(p) == t for p, t in self.tree.items())
 
     def logins_logged(self):
         return sum(1 for ln in self.log_path.read_bytes().splitlines() if b" login client=" in ln)
