@@ -138,8 +138,9 @@ def test_the_other_users_private_file_is_refused(srv, accounts):
     assert os.stat(b_home / "mine").st_uid == accounts["users"]["b"][3]
 
 
-def test_curl_logs_in_as_a_local_user(srv, accounts):
-    name, password, home, uid, gid = accounts["users"]["b"]
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_curl_logs_in_as_a_local_user(srv, accounts, who):
+    name, password, home, uid, gid = accounts["users"][who]
     write_file(home / "for-curl", b"curl reads this")
     owned(home / "for-curl", uid, gid, 0o600)
     v = subprocess.run(["curl", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -150,8 +151,9 @@ def test_curl_logs_in_as_a_local_user(srv, accounts):
     assert r.returncode == 0 and r.stdout == b"curl reads this", r
 
 
-def test_ftplib_logs_in_and_lists(srv, accounts):
-    name, password, *_ = accounts["users"]["a"]
+@pytest.mark.parametrize("who", ["a", "b"])
+def test_ftplib_logs_in_and_lists(srv, accounts, who):
+    name, password, *_ = accounts["users"][who]
     f = ftplib.FTP()
     f.connect(srv.host, srv.port, timeout=20)
     assert f.login(name, password).startswith("230")

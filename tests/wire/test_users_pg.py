@@ -178,3 +178,26 @@ def test_check_config_tries_the_database(pg, tmp_path):
     r = check()
     assert r.returncode == 0 and "configuration OK" in r.stdout, r.stderr
     assert "warning: users_pg: " in r.stderr and "421" in r.stderr, r.stderr
+
+
+def test_user_added_on_one_instance_logs_in_on_the_other(start_ferryd, pg, tmp_path):
+    """The issue's scenario: two instances share the table; `ferryd user add` given one
+    instance's configuration adds a user that the other logs in at once."""
+    import subprocess
+    from conftest import FERRYD
+    a = start(start_ferryd, pg, base=tmp_path)
+    b = start(start_ferryd, pg, base=tmp_path)
+    conf = tmp_path / "a.conf"
+    conf.write_text(f"users_pg = {pg.conninfo()}\nhome_base = {tmp_path}\n")
+    (tmp_path / "newbie").mkdir()
+    r = subprocess.run([FERRYD, "user", "--config", str(conf), "add", "newbie", "--home",
+                        str(tmp_path / "newbie"), "--permissions", "read,write"],
+                       input="newbie-pw\n", capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    with Control(b.host, b.port) as c:
+        c.login("newbie", "newbie-pw")
+        c.expect("TYPE I", 200)
+        c.stor("hello", b"from b")
+    with Control(a.host, a.port) as c:
+        c.login("newbie", "newbie-pw")
+    assert (tmp_path / "newbie" / "hello").read_bytes() == b"from b"
