@@ -43,6 +43,8 @@ struct auth_pool {
 	struct ldap_source *ldap; /* ldap_uri, or NULL; used by the thread only */
 	int local_chan;       /* the local-users helper (local_auth.h), or -1 */
 	unsigned local_perms;
+	bool local_users;
+	bool ldap_own_ids;    /* directory users are checked by the local-users helper */
 	char home_base[4096]; /* homes of database users lie beneath it */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -92,13 +94,14 @@ static bool beneath(const char *base, const char *home)
  * "unknown" from "wrong password" apart for us, so with a directory configured too, a
  * local user's refusal lets the directory try the name as well.
  */
-static bool check_local(struct auth_pool *p, struct auth_request *r)
+static bool check_local(struct auth_pool *p, struct auth_request *r, unsigned source)
 {
 	struct auth_result *res = &r->result;
 	struct msg_local_reply *rep = calloc(1, sizeof(*rep));
 	int conn = -1;
 	int rc = rep == NULL ? -ENOMEM
-			     : local_auth_login(p->local_chan, r->user, r->password, rep, &conn);
+			     : local_auth_login(p->local_chan, source, r->user, r->password, rep,
+						&conn);
 	if (rc < 0) {
 		log_error("local users: the helper did not answer: %s", strerror(-rc));
 		free(rep);
@@ -108,7 +111,7 @@ static bool check_local(struct auth_pool *p, struct auth_request *r)
 	if (rep->status != 1) {
 		bool refused = rep->status == 0;
 		free(rep);
-		if (refused && p->ldap != NULL)
+		if (refused && source == LOCAL_SOURCE_PAM && (p->ldap != NULL || p->ldap_own_ids))
 			return false;
 		res->status = refused ? 0 : -1;
 		return true;
@@ -122,7 +125,16 @@ static bool check_local(struct auth_pool *p, struct auth_request *r)
 	}
 	str_copy(e->name, sizeof(e->name), rep->name);
 	str_copy(e->home, sizeof(e->home), rep->root);
-	e->perms = p->local_perms;
+	e->perms = source == LOCAL_SOURCE_LDAP ? rep->perms : p->local_perms;
+	if (rep->has_set && (e->set = malloc(sizeof(*e->set))) != NULL)
+		*e->set = rep->set;
+	if (rep->has_set && e->set == NULL) {
+		close(conn);
+		free(e);
+		free(rep);
+		res->status = -1;
+		return true;
+	}
 	e->own_ids = true;
 	e->uid = rep->uid;
 	e->gid = rep->gid;
@@ -203,8 +215,14 @@ static void check_password(struct auth_pool *p, struct auth_request *r)
 			u = NULL; /* refused like an unknown user, after the same hash */
 		}
 	}
-	if (u == NULL && p->local_chan >= 0 && !r->reject && check_local(p, r))
+	if (u == NULL && p->local_chan >= 0 && p->local_users && !r->reject &&
+	    check_local(p, r, LOCAL_SOURCE_PAM))
 		return;
+	if (u == NULL && p->ldap_own_ids && p->local_chan >= 0 && !r->reject) {
+		/* Bound by the local-users helper, which alone may start a process of a uid. */
+		check_local(p, r, LOCAL_SOURCE_LDAP);
+		return;
+	}
 	if (u == NULL && p->ldap != NULL && !r->reject) {
 		check_ldap(p, r);
 		return;
@@ -320,8 +338,10 @@ struct auth_pool *auth_pool_new(struct event_base *base, const struct users *use
 	p->users = users;
 	p->local_chan = local_chan;
 	p->local_perms = cfg->local_permissions;
+	p->local_users = cfg->local_users;
+	p->ldap_own_ids = cfg->ldap_own_ids;
 	str_copy(p->home_base, sizeof(p->home_base), cfg->home_base);
-	if (cfg->ldap_uri[0] != '\0') {
+	if (cfg->ldap_uri[0] != '\0' && !cfg->ldap_own_ids) {
 		struct ldap_source_config lc;
 		char err[512];
 		ldap_source_config_from(cfg, &lc);

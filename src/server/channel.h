@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 
 #include "server/fs_proxy.h"
+#include "server/user_settings.h"
 
 struct event_base;
 
@@ -152,17 +153,24 @@ struct msg_user_share {
  * FILES_EXIT (or goes on, if a FILES_CONN came first).  On a connection, FS_REQUEST and
  * FS_REPLY (fs_proxy.h) carry one file operation each.
  */
+#define LOCAL_SOURCE_PAM 0
+#define LOCAL_SOURCE_LDAP 1 /* ldap_own_ids: the helper binds, and trusts the entry's ids */
 struct msg_local_login {
 	char name[64];
 	char password[512];
+	uint32_t source;                 /* LOCAL_SOURCE_* */
+	uint32_t reserved;               /* 0 */
 };
 
 struct msg_local_reply {
 	int32_t status;
 	uint32_t uid, gid;
+	uint32_t perms;                  /* LDAP users: the entry's (PAM users: local_permissions) */
+	uint32_t has_set;                /* set holds the entry's settings */
 	uint32_t reserved;               /* 0 */
 	char name[64];
 	char root[4096];
+	struct user_settings set;
 };
 
 /*
@@ -216,7 +224,8 @@ _Static_assert(sizeof(struct msg_data_refused) == 16, "padding in msg_data_refus
 _Static_assert(sizeof(struct msg_user_login) == 88, "padding in msg_user_login");
 _Static_assert(sizeof(struct msg_user_admit) == 16, "padding in msg_user_admit");
 _Static_assert(sizeof(struct msg_user_share) == 72, "padding in msg_user_share");
-_Static_assert(sizeof(struct msg_local_reply) == 16 + 64 + 4096, "padding in msg_local_reply");
+_Static_assert(sizeof(struct msg_local_reply) == 24 + 64 + 4096 + sizeof(struct user_settings),
+	       "padding in msg_local_reply");
 _Static_assert(sizeof(struct msg_sync_ids) == 8 + 8 * MSG_SYNC_IDS_MAX, "padding in msg_sync_ids");
 _Static_assert(sizeof(struct msg_port20_req) == sizeof(struct sockaddr_storage),
 	       "padding in msg_port20_req");

@@ -98,6 +98,9 @@ static const struct config_key config_table[] = {
 	  "ATTRIBUTE", "the attribute holding the user's settings (user_settings text)" },
 	{ "ldap_permissions", CT_PERMS, NUM(ldap_permissions), 0, 0, "read", "LIST",
 	  "permissions of directory users whose entry has none" },
+	{ "ldap_own_ids", CT_BOOL, NUM(ldap_own_ids), 0, 0, "no", "yes|no",
+	  "directory users work as their uidNumber/gidNumber (posixAccount), through a file "
+	  "helper of that uid, as local users do (needs root at start-up)" },
 	{ "ldap_timeout", CT_UINT, NUM(ldap_timeout), 100, 60000, "5000", "MS",
 	  "the longest a directory login may take, connecting included; then 421" },
 	{ "home_base", CT_STRING, STR(home_base), 0, 0, "", "DIR",

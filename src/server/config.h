@@ -75,6 +75,7 @@ struct config {
 	char ldap_attr_settings[64];
 	unsigned ldap_permissions;
 	unsigned ldap_timeout;           /* milliseconds */
+	bool ldap_own_ids;               /* files of directory users belong to their uidNumber */
 	/* local system users (local_auth.h) */
 	bool local_users;
 	char local_root[CONFIG_STR_MAX];  /* %h, %u */

@@ -38,10 +38,21 @@
 #include "common/buf.h"
 #include "server/channel.h"
 #include "server/log.h"
+#include "server/userdb_ldap.h"
+#include "server/user_settings.h"
+#include "server/users.h"
 
 #define LOCAL_MAX_CHANNELS 1024
 #define LOCAL_MAX_HELPERS 4096
 #define LOGIN_TIMEOUT_MS 30000
+
+/* Who a file helper runs as: a system account (its groups from the system) or not. */
+struct identity {
+	const char *name;
+	uid_t uid;
+	gid_t gid;
+	bool system;               /* initgroups(name); else the one group gid */
+};
 
 struct files_helper {
 	uid_t uid;
@@ -57,7 +68,10 @@ struct local {
 	unsigned n_chans;
 	struct files_helper *helpers[LOCAL_MAX_HELPERS];
 	unsigned n_helpers;
+	struct ldap_source *ldap; /* ldap_own_ids: directory logins are checked here */
 };
+
+static void serve_login_pam(struct local *l, int chan, struct msg_local_login *q);
 
 /* ---- PAM ---- */
 
@@ -204,24 +218,24 @@ static void forget_helper(struct local *l, unsigned i)
  * opens the root as the user, and becomes `ferryd --file-helper CTL ROOT` (a fresh address
  * space: nothing of PAM's memory goes along).  Returns the helper or NULL (logged).
  */
-static struct files_helper *start_helper(struct local *l, const struct passwd *pw,
+static struct files_helper *start_helper(struct local *l, const struct identity *id,
 					 const char *root)
 {
 	if (l->n_helpers == LOCAL_MAX_HELPERS) {
 		log_error("local users: %u users have sessions; no file helper for %s",
-			  LOCAL_MAX_HELPERS, pw->pw_name);
+			  LOCAL_MAX_HELPERS, id->name);
 		return NULL;
 	}
 	struct files_helper *h = calloc(1, sizeof(*h));
 	int sv[2];
 	if (h == NULL || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		log_error("local users: no file helper for %s: %s", pw->pw_name, strerror(errno));
+		log_error("local users: no file helper for %s: %s", id->name, strerror(errno));
 		free(h);
 		return NULL;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		log_error("local users: cannot fork a file helper for %s: %s", pw->pw_name,
+		log_error("local users: cannot fork a file helper for %s: %s", id->name,
 			  strerror(errno));
 		close(sv[0]);
 		close(sv[1]);
@@ -235,17 +249,17 @@ static struct files_helper *start_helper(struct local *l, const struct passwd *p
 		umask((mode_t)l->cfg->umask);
 		/* Our own executable, found as root: the user need not reach its directory. */
 		int exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
-		if (initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
-		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0) {
-			log_error("file helper of %s: cannot take its ids: %s", pw->pw_name,
+		if ((id->system ? initgroups(id->name, id->gid) : setgroups(1, &id->gid)) < 0 ||
+		    setresgid(id->gid, id->gid, id->gid) < 0 ||
+		    setresuid(id->uid, id->uid, id->uid) < 0) {
+			log_error("file helper of %s: cannot take its ids: %s", id->name,
 				  strerror(errno));
 			_exit(1);
 		}
 		/* Opened as the user: a root the user may not enter is refused here. */
 		int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (rfd < 0) {
-			log_error("file helper of %s: root %s: %s", pw->pw_name, root,
+			log_error("file helper of %s: root %s: %s", id->name, root,
 				  strerror(errno));
 			_exit(2);
 		}
@@ -256,30 +270,30 @@ static struct files_helper *start_helper(struct local *l, const struct passwd *p
 		char *argv[] = { "ferryd", "--file-helper", a_ctl, a_root, NULL };
 		char *envp[] = { NULL };
 		syscall(SYS_execveat, exe, "", argv, envp, AT_EMPTY_PATH);
-		log_error("file helper of %s: exec: %s", pw->pw_name, strerror(errno));
+		log_error("file helper of %s: exec: %s", id->name, strerror(errno));
 		_exit(1);
 	}
 	close(sv[1]);
-	h->uid = pw->pw_uid;
+	h->uid = id->uid;
 	str_copy(h->root, sizeof(h->root), root);
 	h->pid = pid;
 	h->ctl = sv[0];
 	l->helpers[l->n_helpers++] = h;
-	log_info("local users: file helper of %s (uid %u) started, pid %d, root %s", pw->pw_name,
-		 (unsigned)pw->pw_uid, (int)pid, root);
+	log_info("local users: file helper of %s (uid %u) started, pid %d, root %s", id->name,
+		 (unsigned)id->uid, (int)pid, root);
 	return h;
 }
 
 /* A new connection to the user's file helper (made if needed): the worker's end, or -1. */
-static int connect_helper(struct local *l, const struct passwd *pw, const char *root)
+static int connect_helper(struct local *l, const struct identity *id, const char *root)
 {
 	struct files_helper *h = NULL;
 	for (unsigned i = 0; i < l->n_helpers && h == NULL; i++) {
-		if (l->helpers[i]->uid == pw->pw_uid && strcmp(l->helpers[i]->root, root) == 0)
+		if (l->helpers[i]->uid == id->uid && strcmp(l->helpers[i]->root, root) == 0)
 			h = l->helpers[i];
 	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (h == NULL && (h = start_helper(l, pw, root)) == NULL)
+		if (h == NULL && (h = start_helper(l, id, root)) == NULL)
 			return -1;
 		int sv[2];
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -313,7 +327,84 @@ static void answer(int chan, struct msg_local_reply *rep, int fd)
 	explicit_bzero(rep, sizeof(*rep));
 }
 
+/*
+ * A directory user with its own ids (ldap_own_ids): the bind is checked here, where the
+ * uid cannot be made up by a worker, and the file helper runs as uidNumber/gidNumber.
+ */
+static void serve_ldap_login(struct local *l, int chan, struct msg_local_login *q)
+{
+	struct msg_local_reply *rep = calloc(1, sizeof(*rep));
+	struct user_entry *e = calloc(1, sizeof(*e));
+	char err[512] = "";
+	if (rep == NULL || e == NULL) {
+		free(rep);
+		free(e);
+		return;
+	}
+	if (l->ldap == NULL) {
+		struct ldap_source_config lc;
+		ldap_source_config_from(l->cfg, &lc);
+		lc.own_ids = true;
+		if (ldap_source_new(&lc, &l->ldap, err, sizeof(err)) < 0)
+			l->ldap = NULL;
+		explicit_bzero(&lc, sizeof(lc));
+	}
+	int rc = l->ldap == NULL ? -1 : ldap_source_login(l->ldap, q->name, q->password, e, err,
+							  sizeof(err));
+	explicit_bzero(q->password, sizeof(q->password));
+	int conn = -1;
+	if (rc == 1) {
+		struct identity id = { .name = e->name, .uid = e->uid, .gid = e->gid };
+		if (e->uid == 0 || e->gid == 0 || !e->own_ids) {
+			snprintf(err, sizeof(err), "user %s: no uidNumber/gidNumber other than 0",
+				 e->name);
+			rc = -1;
+		} else if ((conn = connect_helper(l, &id, e->home)) < 0) {
+			snprintf(err, sizeof(err), "user %s: no file helper", e->name);
+			rc = -1;
+		}
+	}
+	rep->status = rc;
+	if (rc == 1) {
+		rep->uid = e->uid;
+		rep->gid = e->gid;
+		rep->perms = e->perms;
+		str_copy(rep->name, sizeof(rep->name), e->name);
+		str_copy(rep->root, sizeof(rep->root), e->home);
+		if (e->set != NULL) {
+			rep->set = *e->set;
+			rep->has_set = 1;
+		}
+	} else if (rc < 0) {
+		log_error("ldap: %s", err);
+		/* An entry ferryd cannot use is refused like a wrong password (logged above). */
+		rep->status = strstr(err, "user ") == err ? 0 : -1;
+	}
+	user_entry_clear(e);
+	explicit_bzero(e, sizeof(*e));
+	free(e);
+	answer(chan, rep, conn);
+	free(rep);
+}
+
 static void serve_login(struct local *l, int chan, struct msg_local_login *q)
+{
+	if (q->source == LOCAL_SOURCE_LDAP) {
+		q->name[sizeof(q->name) - 1] = '\0';
+		q->password[sizeof(q->password) - 1] = '\0';
+		serve_ldap_login(l, chan, q);
+		return;
+	}
+	if (!l->cfg->local_users) {
+		explicit_bzero(q->password, sizeof(q->password));
+		struct msg_local_reply rep = { .status = 0 };
+		answer(chan, &rep, -1);
+		return;
+	}
+	serve_login_pam(l, chan, q);
+}
+
+static void serve_login_pam(struct local *l, int chan, struct msg_local_login *q)
 {
 	const struct config *cfg = l->cfg;
 	struct msg_local_reply *rep = calloc(1, sizeof(*rep));
@@ -346,7 +437,12 @@ static void serve_login(struct local *l, int chan, struct msg_local_login *q)
 		rep->status = -1;
 	}
 	int conn = -1;
-	if (rep->status == 1 && (conn = connect_helper(l, pw, root)) < 0) {
+	struct identity id = { .name = name, .system = true };
+	if (pw != NULL) {
+		id.uid = pw->pw_uid;
+		id.gid = pw->pw_gid;
+	}
+	if (rep->status == 1 && (conn = connect_helper(l, &id, root)) < 0) {
 		why = "no file helper";
 		rep->status = -1;
 	}
@@ -525,7 +621,7 @@ int local_auth_new_channel(int ctl)
 	return sv[0];
 }
 
-int local_auth_login(int chan, const char *name, const char *password,
+int local_auth_login(int chan, unsigned source, const char *name, const char *password,
 		     struct msg_local_reply *rep, int *conn)
 {
 	*conn = -1;
@@ -535,7 +631,7 @@ int local_auth_login(int chan, const char *name, const char *password,
 	int rc = str_copy(q->name, sizeof(q->name), name) < 0 ||
 			 str_copy(q->password, sizeof(q->password), password) < 0
 		 ? -ENAMETOOLONG
-		 : msg_write(chan, MSG_LOCAL_LOGIN, q, -1);
+		 : (q->source = source, msg_write(chan, MSG_LOCAL_LOGIN, q, -1));
 	explicit_bzero(q, sizeof(*q));
 	free(q);
 	if (rc == -ENAMETOOLONG) {

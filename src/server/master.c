@@ -285,7 +285,7 @@ static int start_privileged(struct master *m)
 				return -1;
 			}
 		}
-		if (cfg->local_users) {
+		if (cfg->local_users || (cfg->ldap_own_ids && cfg->ldap_uri[0] != '\0')) {
 			m->local_pid = local_auth_start(cfg, &m->local_ctl);
 			if (m->local_pid < 0) {
 				log_error("cannot start the local-users helper: %s",
@@ -295,9 +295,10 @@ static int start_privileged(struct master *m)
 		}
 		if (privdrop_to_user(cfg->user, true) < 0)
 			return -1;
-	} else if (cfg->local_users) {
-		log_error("local_users needs ferryd started as root (PAM reads /etc/shadow, and "
-			  "each user's file helper takes the user's ids)");
+	} else if (cfg->local_users || cfg->ldap_own_ids) {
+		log_error("%s needs ferryd started as root (PAM reads /etc/shadow, and each user's "
+			  "file helper takes the user's ids)",
+			  cfg->local_users ? "local_users" : "ldap_own_ids");
 		return -1;
 	} else if (cfg->active_from_port_20) {
 		log_warn("active_from_port_20 needs root at start-up; active data connections "

@@ -489,7 +489,7 @@ static int worker_rules(scmp_filter_ctx ctx, const struct config *cfg)
 	 * user's file helper, with poll: each wait bounded.
 	 */
 	static const int waits[] = { SCMP_SYS(poll), SCMP_SYS(ppoll) };
-	if (rc == 0 && (config_has_user_db(cfg) || cfg->local_users))
+	if (rc == 0 && (config_has_user_db(cfg) || cfg->local_users || cfg->ldap_own_ids))
 		rc = allow_list(ctx, waits, 2);
 	/*
 	 * glibc's name lookups (getaddrinfo in libldap and libpq, even of a numeric address)

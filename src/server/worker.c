@@ -365,7 +365,7 @@ int worker_main(const struct worker_fds *fds, int index)
 		log_warn("no pipe for uploads (%s): they are read and written instead of spliced",
 			 strerror(-rc));
 	/* libldap's one-time set-up looks up this host's name: here, not in the sandbox. */
-	if (w->cfg.ldap_uri[0] != '\0')
+	if (w->cfg.ldap_uri[0] != '\0' && !w->cfg.ldap_own_ids)
 		ldap_source_preinit();
 	/*
 	 * From here on only what the sandbox allows (sandbox.c): everything the worker opens

@@ -3,6 +3,7 @@
 settings, a wrong password, StartTLS, and slapd stopped mid-session: new logins get 421,
 the running session goes on."""
 
+import os
 import time
 
 import pytest
@@ -130,3 +131,48 @@ def test_check_config_tries_the_directory(directory, tmp_path):
     r = subprocess.run(argv[:-2] + ["--ldap-filter", "(uid=x)", "--home-base",
                                     str(directory.homes)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "ldap:" in r.stderr and "%u" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process of the entry's uid needs root")
+def test_own_ids_files_belong_to_the_entry_uid(start_ferryd, directory):
+    """ldap_own_ids: alice (uidNumber 2001) works through a file helper of uid 2001: her
+    uploads are 2001's, and a file of another uid that 2001 may not read is refused."""
+    home = directory.homes / "alice"
+    os.chown(home, 2001, 2001)
+    os.chmod(home, 0o700)
+    write_file(home / "root-only", b"not for 2001")
+    os.chmod(home / "root-only", 0o600)
+    write_file(home / "hers", b"hers")
+    os.chown(home / "hers", 2001, 2001)
+    os.chmod(home / "hers", 0o600)
+    srv = start(start_ferryd, directory, "--ldap-own-ids", "yes")
+    with Control(srv.host, srv.port) as c:
+        c.login("alice", "alice-pw")
+        c.expect("TYPE I", 200)
+        assert c.retr("hers") == b"hers"
+        t = c.transfer("RETR root-only")
+        assert t.prelim.code == 550, t.prelim
+        (home / "incoming").mkdir(exist_ok=True)
+        os.chown(home / "incoming", 2001, 2001)
+        c.stor("incoming/up", b"from alice")
+        st = os.stat(home / "incoming" / "up")
+        assert (st.st_uid, st.st_gid) == (2001, 2001)
+        # The ferryd process serving her files runs as 2001.
+        found = False
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                cmd = open(f"/proc/{d}/cmdline", "rb").read().split(b"\0")
+                status = open(f"/proc/{d}/status").read()
+            except OSError:
+                continue
+            if len(cmd) > 1 and cmd[1] == b"--file-helper":
+                found = found or "Uid:\t2001\t2001\t2001\t2001" in status
+        assert found
+    # bob is still refused (disabled by the filter), through the helper as well.
+    with Control(srv.host, srv.port) as c:
+        c.expect("USER bob", 331)
+        c.expect("PASS bob-pw", 530)
+        c.expect("USER alice", 331)
+        c.expect("PASS wrong", 530)
