@@ -244,7 +244,6 @@ static struct files_helper *start_helper(struct local *l, const struct identity 
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		/* Files the user uploads get the configured umask, as a virtual user's do. */
 		umask((mode_t)l->cfg->umask);
 		/* Our own executable, found as root: the user need not reach its directory. */
@@ -256,6 +255,8 @@ static struct files_helper *start_helper(struct local *l, const struct identity 
 				  strerror(errno));
 			_exit(1);
 		}
+		/* After the ids change, which clears it: the helper goes when we go. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		/* Opened as the user: a root the user may not enter is refused here. */
 		int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (rfd < 0) {

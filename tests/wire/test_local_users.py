@@ -79,8 +79,17 @@ def owned(path, uid, gid, mode):
     os.chmod(path, mode)
 
 
-def helper_pids(uid):
-    """Processes of uid running ferryd --file-helper, with their /proc status."""
+def local_helper(srv):
+    master = srv.proc.pid
+    kids = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    local = [p for p in kids if Path(f"/proc/{p}/comm").read_text().strip() == "ferryd-local"]
+    assert len(local) == 1, kids
+    return local[0]
+
+
+def helper_pids(uid, parent=None):
+    """Processes of uid running ferryd --file-helper (children of parent, when given: an
+    earlier test's server may still be ending), with their /proc status."""
     out = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -92,6 +101,9 @@ def helper_pids(uid):
             continue
         if len(cmd) > 1 and cmd[1] == b"--file-helper":
             m = re.search(r"^Uid:\s+(\d+)", status, re.M)
+            pp = re.search(r"^PPid:\s+(\d+)", status, re.M)
+            if parent is not None and (pp is None or int(pp.group(1)) != parent):
+                continue
             if m and int(m.group(1)) == uid:
                 out[int(d.name)] = status
     return out
@@ -186,7 +198,8 @@ def test_file_helper_runs_as_the_user_in_its_sandbox_and_ends(srv, accounts):
         c = Control(srv.host, srv.port)
         c.login(name, password)
         sessions.append(c)
-    helpers = helper_pids(uid)
+    local = local_helper(srv)
+    helpers = helper_pids(uid, local)
     assert len(helpers) == 1, helpers          # one process per user, not per session
     status = next(iter(helpers.values()))
     assert re.search(rf"^Uid:\s+{uid}\s+{uid}\s+{uid}\s+{uid}$", status, re.M), status
@@ -196,11 +209,7 @@ def test_file_helper_runs_as_the_user_in_its_sandbox_and_ends(srv, accounts):
     assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
     assert re.search(r"^Seccomp:\s+2$", status, re.M), status
     # The local-auth helper keeps root with CAP_SETUID and CAP_SETGID only.
-    master = srv.proc.pid
-    kids = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    local = [p for p in kids if Path(f"/proc/{p}/comm").read_text().strip() == "ferryd-local"]
-    assert len(local) == 1, kids
-    st = Path(f"/proc/{local[0]}/status").read_text()
+    st = Path(f"/proc/{local}/status").read_text()
     caps = int(re.search(r"^CapEff:\s+([0-9a-f]+)$", st, re.M).group(1), 16)
     assert caps == (1 << 6) | (1 << 7), hex(caps)   # CAP_SETGID, CAP_SETUID
     # Every session gone: the helper ends.
@@ -208,13 +217,13 @@ def test_file_helper_runs_as_the_user_in_its_sandbox_and_ends(srv, accounts):
         c.expect("QUIT", 221)
         c.close()
     deadline = time.monotonic() + 10
-    while helper_pids(uid) and time.monotonic() < deadline:
+    while helper_pids(uid, local) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not helper_pids(uid), "the file helper outlived its last session"
+    assert not helper_pids(uid, local), "the file helper outlived its last session"
     # And the next login starts a new one.
     with Control(srv.host, srv.port) as c:
         c.login(name, password)
-        assert len(helper_pids(uid)) == 1
+        assert len(helper_pids(uid, local)) == 1
 
 
 def test_local_users_need_root_at_start(tmp_path):
