@@ -106,8 +106,11 @@ int main(int argc, char **argv)
 		return passwd_main(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "firewall") == 0)
 		return firewall_main(argc, argv);
-	/* Started by the master: ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD */
-	if (argc == 9 && strcmp(argv[1], "--worker") == 0) {
+	/*
+	 * Started by the master:
+	 * ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD HOSTS
+	 */
+	if (argc == 10 && strcmp(argv[1], "--worker") == 0) {
 		struct worker_fds fds = {
 			.master = parse_fd(argv[2]),
 			.port20 = parse_fd(argv[4]),
@@ -115,6 +118,7 @@ int main(int argc, char **argv)
 			.root = parse_fd(argv[6]),
 			.users = parse_fd(argv[7]),
 			.tls = parse_fd(argv[8]),
+			.hosts = argv[9],
 		};
 		return worker_main(&fds, parse_fd(argv[3]));
 	}
@@ -140,6 +144,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		users_free(u);
+	}
+	for (unsigned i = 0; i < cfg->n_vhosts; i++) {
+		struct users *u;
+		if (cfg->vhosts[i].users_file[0] != '\0' &&
+		    users_load(cfg->vhosts[i].users_file, &u, stderr) < 0) {
+			fprintf(stderr, "host %s: users_file is not valid\n", cfg->vhosts[i].name);
+			free(cfg);
+			return 2;
+		}
+		if (cfg->vhosts[i].users_file[0] != '\0')
+			users_free(u);
 	}
 	if (cfg->ldap_uri[0] != '\0') {
 		/* Its settings are checked here, where a mistake stops the start with a reason. */

@@ -20,6 +20,7 @@ struct worker_fds {
 	int root;     /* anonymous root, O_PATH */
 	int users;    /* sealed snapshot of the users file */
 	int tls;      /* sealed snapshot of the TLS files (tls_files.h) */
+	const char *hosts; /* the [host] sections' descriptors (vhost_files.h) */
 };
 
 /*
