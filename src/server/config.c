@@ -594,6 +594,10 @@ static struct vhost *begin_vhost(struct config *cfg, char *line, char *why, size
 	}
 	line[n - 1] = '\0';
 	char *s = trim(line + 1);
+	if (strcmp(s, "host") == 0) {
+		snprintf(why, whysz, "[host] needs a NAME: '[host ftp.example.org]'");
+		return NULL;
+	}
 	if (strncmp(s, "host", 4) != 0 || !isspace((unsigned char)s[4])) {
 		snprintf(why, whysz, "unknown section '[%s]' (only [host NAME])", s);
 		return NULL;

@@ -267,6 +267,7 @@ def test_key_not_allowed_in_a_section_refuses_the_start(tmp_path, line, why):
     ("[host bad_name]", "is not a host name"),
     ("[vhost a.test]", "unknown section"),
     ("[host a.test", "expected '[host NAME]'"),
+    ("[host]", "[host] needs a NAME"),
     ("[host A.test]", "a second section of the same name"),
 ])
 def test_bad_section_headers(tmp_path, header, why):
