@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #if defined(__aarch64__)
@@ -56,8 +57,21 @@
 #define DATA_WRITE_BUFFER (256 * 1024)
 
 
+/*
+ * A virtual host's certificate (tls_server_add_host): a context used only to hold and
+ * check the certificate, its chain and key, which a connection takes over (use_host())
+ * when its client names the host by SNI.  Connections keep the main context, whose
+ * session cache, ticket keys and callbacks stay the same whatever the certificate.
+ */
+struct tls_host {
+	char name[256];
+	SSL_CTX *certs;
+};
+
 struct tls_ctx {
 	SSL_CTX *ssl;
+	struct tls_host *hosts;
+	unsigned n_hosts;
 };
 
 /*
@@ -304,6 +318,41 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
 	return SSL_TLSEXT_ERR_NOACK;
 }
 
+static const struct tls_host *find_host(const struct tls_ctx *t, const char *name)
+{
+	for (unsigned i = 0; name != NULL && i < t->n_hosts; i++) {
+		if (strcasecmp(t->hosts[i].name, name) == 0)
+			return &t->hosts[i];
+	}
+	return NULL;
+}
+
+/* The connection presents h's certificate, chain and key instead of the context's. */
+static int use_host(SSL *ssl, const struct tls_host *h)
+{
+	STACK_OF(X509) *chain = NULL;
+	SSL_CTX_get0_chain_certs(h->certs, &chain);
+	/* Cleared first: an RSA default would otherwise stay beside an ECDSA host's. */
+	SSL_certs_clear(ssl);
+	if (SSL_use_cert_and_key(ssl, SSL_CTX_get0_certificate(h->certs),
+				 SSL_CTX_get0_privatekey(h->certs), chain, 1) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* SNI (RFC 6066 s.3): a name with a certificate of its own gets it; others keep theirs. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	const struct tls_host *h = find_host(arg, SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
+	if (h != NULL && use_host(ssl, h) < 0) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
 bool tls_cpu_has_aes(void)
 {
 	const char *force = getenv("FERRY_TLS_ASSUME_NO_AES"); /* tests and benchmarks */
@@ -342,6 +391,8 @@ struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errs
 	SSL_CTX_set_dh_auto(c, 1);
 	SSL_CTX_set_alpn_select_cb(c, select_alpn, NULL);
 	SSL_CTX_set_client_hello_cb(c, on_client_hello, NULL);
+	SSL_CTX_set_tlsext_servername_callback(c, on_servername);
+	SSL_CTX_set_tlsext_servername_arg(c, t);
 	if (pthread_once(&offer_once, offer_index_new) != 0 || offer_index < 0 ||
 	    SSL_CTX_set_session_ticket_cb(c, NULL, on_ticket, NULL) != 1) {
 		set_error(err, errsz, "session ticket callback");
@@ -380,11 +431,42 @@ fail:
 	return NULL;
 }
 
+int tls_server_add_host(struct tls_ctx *ctx, const char *name, const struct tls_pem *pem,
+			char *err, size_t errsz)
+{
+	struct tls_host h = { .certs = SSL_CTX_new(TLS_server_method()) };
+	if (h.certs == NULL || str_copy(h.name, sizeof(h.name), name) < 0) {
+		set_error(err, errsz, "cannot create a TLS context");
+		SSL_CTX_free(h.certs);
+		return -1;
+	}
+	int rc = load_certs(h.certs, pem->cert, pem->cert_len, true, err, errsz);
+	if (rc == 0 && pem->chain_len > 0)
+		rc = load_certs(h.certs, pem->chain, pem->chain_len, false, err, errsz);
+	if (rc == 0)
+		rc = pem->key_len > 0 ? load_key(h.certs, pem->key, pem->key_len, err, errsz)
+				      : load_key(h.certs, pem->cert, pem->cert_len, err, errsz);
+	struct tls_host *more = rc == 0 ? realloc(ctx->hosts, (ctx->n_hosts + 1) * sizeof(h))
+					: NULL;
+	if (rc == 0 && more == NULL)
+		snprintf(err, errsz, "out of memory");
+	if (more == NULL) {
+		SSL_CTX_free(h.certs);
+		return -1;
+	}
+	ctx->hosts = more;
+	ctx->hosts[ctx->n_hosts++] = h;
+	return 0;
+}
+
 void tls_ctx_free(struct tls_ctx *ctx)
 {
 	if (ctx == NULL)
 		return;
 	SSL_CTX_free(ctx->ssl);
+	for (unsigned i = 0; i < ctx->n_hosts; i++)
+		SSL_CTX_free(ctx->hosts[i].certs);
+	free(ctx->hosts);
 	free(ctx);
 }
 
@@ -396,12 +478,14 @@ void tls_id_new(struct tls_id *id)
 	}
 }
 
-static SSL *new_ssl(struct tls_ctx *ctx, const struct tls_id *id)
+static SSL *new_ssl(struct tls_ctx *ctx, const struct tls_id *id, const char *host)
 {
 	SSL *ssl = SSL_new(ctx->ssl);
 	if (ssl == NULL)
 		return NULL;
-	if (SSL_set_session_id_context(ssl, id->bytes, sizeof(id->bytes)) != 1) {
+	const struct tls_host *h = find_host(ctx, host);
+	if (SSL_set_session_id_context(ssl, id->bytes, sizeof(id->bytes)) != 1 ||
+	    (h != NULL && use_host(ssl, h) < 0)) {
 		SSL_free(ssl);
 		return NULL;
 	}
@@ -409,9 +493,9 @@ static SSL *new_ssl(struct tls_ctx *ctx, const struct tls_id *id)
 }
 
 struct bufferevent *tls_filter_accept(struct tls_ctx *ctx, struct bufferevent *under,
-				      const struct tls_id *id)
+				      const struct tls_id *id, const char *host)
 {
-	SSL *ssl = new_ssl(ctx, id);
+	SSL *ssl = new_ssl(ctx, id, host);
 	if (ssl == NULL)
 		return NULL;
 	if (offer_attach(ssl, id, true) == NULL) {
@@ -475,9 +559,9 @@ bool tls_peer_closed_cleanly(struct bufferevent *bev)
 }
 
 struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
-				      const struct tls_id *id, bool require_reuse)
+				      const struct tls_id *id, bool require_reuse, const char *host)
 {
-	SSL *ssl = new_ssl(ctx, id);
+	SSL *ssl = new_ssl(ctx, id, host);
 	if (ssl == NULL) {
 		close(fd);
 		return NULL;
@@ -682,6 +766,13 @@ int tls_renew_ticket(struct bufferevent *bev)
 	if (ssl == NULL || SSL_version(ssl) != TLS1_3_VERSION)
 		return 0; /* TLS 1.2 sessions are reusable as they are */
 	return SSL_new_session_ticket(ssl) == 1 ? 0 : -1;
+}
+
+bool tls_server_name(struct bufferevent *bev, char *out, size_t outsz)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	const char *name = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+	return name != NULL && str_copy(out, outsz, name) == 0;
 }
 
 bool tls_peer_cn(struct bufferevent *bev, char *out, size_t outsz)

@@ -62,6 +62,14 @@ struct tls_pem {
 bool tls_cpu_has_aes(void);
 
 struct tls_ctx *tls_server_new(const struct tls_pem *pem, char *err, size_t errsz);
+/*
+ * A virtual host's certificate (pem: cert, key, chain; the rest is the context's): a client
+ * whose SNI names host (any case) gets it, and so do connections started with host (see
+ * tls_filter_accept).  Returns 0, or -1 with a reason in err (it does not parse, the key
+ * does not match).
+ */
+int tls_server_add_host(struct tls_ctx *ctx, const char *host, const struct tls_pem *pem,
+			char *err, size_t errsz);
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* A fresh random identity for a control connection. */
@@ -71,10 +79,11 @@ void tls_id_new(struct tls_id *id);
  * Start TLS as the server over under (a plain bufferevent whose connection carries the
  * handshake next).  Returns a bufferevent that reads and writes clear text; under stays
  * the caller's and must outlive it (tls_release() ends the TLS layer, the caller then
- * frees under).  NULL on failure.
+ * frees under).  host (NULL: none) is the virtual host whose certificate is presented
+ * unless the client's SNI names another with one (tls_server_add_host).  NULL on failure.
  */
 struct bufferevent *tls_filter_accept(struct tls_ctx *ctx, struct bufferevent *under,
-				      const struct tls_id *id);
+				      const struct tls_id *id, const char *host);
 /* Queue a close_notify on a TLS bufferevent, keeping it (CCC waits for the client's). */
 void tls_shutdown(struct bufferevent *bev);
 /* End the TLS layer made by tls_filter_accept: queue a close_notify, free the layer. */
@@ -84,10 +93,12 @@ void tls_release(struct bufferevent *filter);
  * TLS as the server directly on a connected socket (data connections): the bufferevent
  * owns fd and closes it when freed (after a close_notify: see tls_close()).  With
  * require_reuse, a handshake that does not resume a session of id fails before it
- * completes (tls_data_stopped()).  NULL (fd closed) on failure.
+ * completes (tls_data_stopped()).  host: as for tls_filter_accept.  NULL (fd closed) on
+ * failure.
  */
 struct bufferevent *tls_socket_accept(struct tls_ctx *ctx, struct event_base *base, int fd,
-				      const struct tls_id *id, bool require_reuse);
+				      const struct tls_id *id, bool require_reuse,
+				      const char *host);
 /* Send a close_notify (best effort), then free a bufferevent of tls_socket_accept. */
 void tls_close(struct bufferevent *bev);
 
@@ -155,6 +166,8 @@ bool tls_data_stopped(struct bufferevent *bev);
  */
 int tls_renew_ticket(struct bufferevent *bev);
 bool tls_peer_cn(struct bufferevent *bev, char *out, size_t outsz);
+/* The host name the client sent by SNI (RFC 6066), if it sent one and it fits. */
+bool tls_server_name(struct bufferevent *bev, char *out, size_t outsz);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" and the like, for logs. */
 void tls_describe(struct bufferevent *bev, char *out, size_t outsz);
 /* Why the last TLS operation on bev failed, for logs ("" if unknown). */

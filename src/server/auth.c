@@ -33,6 +33,8 @@ struct auth_request {
 	char password[512];
 	struct auth_result result;
 	bool reject; /* name or password too long: hash anyway, then fail */
+	const struct users *users; /* the table the name is looked up in first */
+	const char *dummy;         /* that table's hash for unknown names (make_dummy_hash) */
 	auth_done_fn *done; /* NULL once cancelled */
 	void *ctx;
 };
@@ -54,6 +56,11 @@ struct auth_pool {
 	int pipe_rd, pipe_wr;
 	struct event *ev;
 	char dummy_hash[256]; /* see make_dummy_hash() */
+	struct {
+		const struct users *users;
+		char dummy_hash[256];
+	} more[CONFIG_MAX_VHOSTS]; /* tables of [host] sections (auth_pool_add_users) */
+	unsigned n_more;
 };
 
 /* Compare without an early exit, so that timing says nothing about where a hash differs. */
@@ -70,7 +77,7 @@ static bool hash_matches(const struct auth_pool *p, const struct auth_request *r
 			 const char *hash)
 {
 	/* An unknown user costs the same hash as a known one: no timing oracle. */
-	const char *setting = hash != NULL ? hash : p->dummy_hash;
+	const char *setting = hash != NULL ? hash : r->dummy;
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	if (cd == NULL)
 		return false;
@@ -192,7 +199,7 @@ static void check_ldap(struct auth_pool *p, struct auth_request *r)
 static void check_password(struct auth_pool *p, struct auth_request *r)
 {
 	struct auth_result *res = &r->result;
-	const struct user_entry *u = r->reject ? NULL : users_find(p->users, r->user);
+	const struct user_entry *u = r->reject ? NULL : users_find(r->users, r->user);
 	struct user_entry *owned = NULL;
 	if (u == NULL && p->pg != NULL && !r->reject) {
 		owned = calloc(1, sizeof(*owned));
@@ -417,14 +424,37 @@ void auth_pool_free(struct auth_pool *p)
 	free(p);
 }
 
+int auth_pool_add_users(struct auth_pool *p, const struct users *users)
+{
+	if (p->n_more >= CONFIG_MAX_VHOSTS)
+		return -ENOSPC;
+	p->more[p->n_more].users = users;
+	make_dummy_hash(users, p->more[p->n_more].dummy_hash, sizeof(p->more[0].dummy_hash));
+	p->n_more++;
+	return 0;
+}
+
 struct auth_request *auth_check(struct auth_pool *p, const char *user, const char *password,
 				auth_done_fn *done, void *ctx)
+{
+	return p == NULL ? NULL : auth_check_in(p, p->users, user, password, done, ctx);
+}
+
+struct auth_request *auth_check_in(struct auth_pool *p, const struct users *users,
+				   const char *user, const char *password, auth_done_fn *done,
+				   void *ctx)
 {
 	if (p == NULL)
 		return NULL;
 	struct auth_request *r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return NULL;
+	r->users = users;
+	r->dummy = p->dummy_hash;
+	for (unsigned i = 0; users != p->users && i < p->n_more; i++) {
+		if (p->more[i].users == users)
+			r->dummy = p->more[i].dummy_hash;
+	}
 	/* Over-long names or passwords cannot match, but they cost the same hash. */
 	if (str_copy(r->user, sizeof(r->user), user) < 0 ||
 	    str_copy(r->password, sizeof(r->password), password) < 0)

@@ -46,10 +46,22 @@ typedef void auth_done_fn(void *ctx, struct auth_result *res);
 struct auth_pool *auth_pool_new(struct event_base *base, const struct users *users,
 				const struct config *cfg, int local_chan);
 void auth_pool_free(struct auth_pool *p);
+/*
+ * Another frozen users table checks may name (a [host] section's, config.h); before any
+ * check.  Its unknown users cost what its own users cost.  Returns 0, or -ENOSPC.
+ */
+int auth_pool_add_users(struct auth_pool *p, const struct users *users);
 
 /* Queue a check.  Returns NULL if it could not be queued (treat as a failed login). */
 struct auth_request *auth_check(struct auth_pool *p, const char *user, const char *password,
 				auth_done_fn *done, void *ctx);
+/*
+ * The same, looking the name up in users (the pool's first table, or one added with
+ * auth_pool_add_users) before the databases.
+ */
+struct auth_request *auth_check_in(struct auth_pool *p, const struct users *users,
+				   const char *user, const char *password, auth_done_fn *done,
+				   void *ctx);
 /* The session went away: the check finishes but its result is dropped. */
 void auth_cancel(struct auth_request *req);
 

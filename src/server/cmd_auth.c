@@ -150,8 +150,9 @@ static void logged_in(struct session *s, bool anonymous)
 		session_close_after_flush(s, "out of memory");
 		return;
 	}
-	log_info("session %llu login client=%s user=%s%s", (unsigned long long)s->id, s->peer_str,
-		 LOG_Q(s->username), anonymous ? " (anonymous)" : "");
+	log_info("session %llu login client=%s user=%s%s%s%s", (unsigned long long)s->id,
+		 s->peer_str, LOG_Q(s->username), anonymous ? " (anonymous)" : "",
+		 s->host->name != NULL ? " host=" : "", s->host->name != NULL ? s->host->name : "");
 	session_reply(s, R_230_LOGGED_IN, "Login successful.");
 	session_touch(s);
 }
@@ -176,7 +177,7 @@ static bool open_root(struct session *s, const char *home, bool anonymous)
 		return true;
 	}
 	/* The anonymous root was opened by the master, before it dropped privileges. */
-	int fd = anonymous ? fcntl(s->srv->anon_root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
+	int fd = anonymous ? fcntl(s->host->root_fd, F_DUPFD_CLOEXEC, 0) : vfs_open_root(home);
 	if (fd < 0 && anonymous)
 		fd = -errno;
 	if (fd == -EMFILE || fd == -ENFILE) {
@@ -200,7 +201,7 @@ static bool open_root(struct session *s, const char *home, bool anonymous)
 
 static void login_anonymous(struct session *s)
 {
-	if (!open_root(s, s->srv->cfg->root, true))
+	if (!open_root(s, s->host->root, true))
 		return;
 	s->perms = s->srv->cfg->anon_permissions;
 	report(s, MSG_LOGIN_OK); /* no longer counts as waiting to log in */
@@ -323,12 +324,12 @@ void cmd_pass(struct session *s, const char *arg)
 		session_reply(s, R_503_BAD_SEQUENCE, "Login with USER first.");
 		return;
 	}
-	const struct config *cfg = s->srv->cfg;
-	if (is_anonymous_name(s->username) && cfg->anonymous && s->srv->anon_root_fd >= 0) {
+	/* Anonymous users and the users file are the session's host's (cmd_host.c). */
+	if (is_anonymous_name(s->username) && s->host->anonymous && s->host->root_fd >= 0) {
 		login_anonymous(s);
 		return;
 	}
-	const struct user_entry *cu = tls_cert_names_user(s) ? users_find(s->srv->users, s->username)
+	const struct user_entry *cu = tls_cert_names_user(s) ? users_find(s->host->users, s->username)
 							      : NULL;
 	if (cu != NULL) {
 		/* tls_cert_login: the verified certificate stands for the password. */
@@ -338,7 +339,7 @@ void cmd_pass(struct session *s, const char *arg)
 		return;
 	}
 	/* Everything else, even a user that cannot exist, costs one hash off the loop. */
-	s->auth = auth_check(s->srv->auth, s->username, arg, on_checked, s);
+	s->auth = auth_check_in(s->srv->auth, s->host->users, s->username, arg, on_checked, s);
 	if (s->auth == NULL)
 		login_failed(s);
 	else

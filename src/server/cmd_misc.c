@@ -92,7 +92,7 @@ void cmd_feat(struct session *s, const char *arg)
 	char mlst[600];
 	snprintf(mlst, sizeof(mlst), "MLST %s", facts.data != NULL ? facts.data : "");
 	/* RFC 2389: each feature on its own line, indented by one space. */
-	static const char *const feats[] = { "CLNT", "EPRT", "EPSV", "MDTM", "MFMT", NULL,
+	static const char *const feats[] = { "CLNT", "EPRT", "EPSV", "HOST", "MDTM", "MFMT", NULL,
 					     "PASV", "REST STREAM", "SIZE", "TVFS", "UTF8" };
 	reply_begin(&b, R_211_SYSTEM_STATUS, "Features:");
 	if (s->srv->tls != NULL) {

@@ -543,6 +543,193 @@ static void reset_repeatable(struct config *cfg, const struct config_key *k, uns
 		cfg->n_listen_tls = 0;
 }
 
+/* ---- [host NAME] sections: virtual hosts (RFC 7151) ---- */
+
+#define VSTR(field) offsetof(struct vhost, field), sizeof(((struct vhost *)0)->field)
+
+/* What a [host] section may set; every other key is the whole server's. */
+static const struct {
+	const char *name;
+	enum config_type type; /* CT_STRING or CT_BOOL */
+	size_t offset, size;
+} vhost_keys[] = {
+	{ "root", CT_STRING, VSTR(root) },
+	{ "anonymous", CT_BOOL, offsetof(struct vhost, anonymous), 0 },
+	{ "users_file", CT_STRING, VSTR(users_file) },
+	{ "banner", CT_STRING, VSTR(banner) },
+	{ "tls_cert", CT_STRING, VSTR(tls_cert) },
+	{ "tls_key", CT_STRING, VSTR(tls_key) },
+	{ "tls_chain", CT_STRING, VSTR(tls_chain) },
+};
+#define N_VHOST_KEYS (sizeof(vhost_keys) / sizeof(vhost_keys[0]))
+
+/* RFC 1123 s.2.1 host names: letters, digits and hyphens, labels of 1 to 63. */
+bool config_vhost_name_ok(const char *name, size_t len)
+{
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > VHOST_NAME_MAX - 1)
+		return false;
+	size_t label = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '.') {
+			if (label == 0 || name[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(c) && !(c == '-' && label > 0))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return name[len - 1] != '-';
+}
+
+int config_vhost_find(const struct config *cfg, const char *name)
+{
+	size_t len = strlen(name);
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	for (unsigned i = 0; i < cfg->n_vhosts; i++) {
+		const char *v = cfg->vhosts[i].name;
+		if (strlen(v) == len && strncasecmp(v, name, len) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* "[host NAME]": a new section, its keys at their defaults. */
+static struct vhost *begin_vhost(struct config *cfg, char *line, char *why, size_t whysz)
+{
+	size_t n = strlen(line);
+	if (n < 2 || line[n - 1] != ']') {
+		snprintf(why, whysz, "expected '[host NAME]'");
+		return NULL;
+	}
+	line[n - 1] = '\0';
+	char *s = trim(line + 1);
+	if (strcmp(s, "host") == 0) {
+		snprintf(why, whysz, "[host] needs a NAME: '[host ftp.example.org]'");
+		return NULL;
+	}
+	if (strncmp(s, "host", 4) != 0 || !isspace((unsigned char)s[4])) {
+		snprintf(why, whysz, "unknown section '[%s]' (only [host NAME])", s);
+		return NULL;
+	}
+	char *name = trim(s + 4);
+	size_t len = strlen(name);
+	if (!config_vhost_name_ok(name, len)) {
+		snprintf(why, whysz, "'%s' is not a host name (letters, digits, '-' and '.')", name);
+		return NULL;
+	}
+	if (config_vhost_find(cfg, name) >= 0) {
+		snprintf(why, whysz, "host %s: a second section of the same name", name);
+		return NULL;
+	}
+	if (cfg->n_vhosts >= CONFIG_MAX_VHOSTS) {
+		snprintf(why, whysz, "at most %d [host] sections", CONFIG_MAX_VHOSTS);
+		return NULL;
+	}
+	struct vhost *v = &cfg->vhosts[cfg->n_vhosts++];
+	memset(v, 0, sizeof(*v));
+	if (name[len - 1] == '.')
+		name[--len] = '\0';
+	for (size_t i = 0; i <= len; i++)
+		v->name[i] = (char)tolower((unsigned char)name[i]);
+	v->anonymous = true;
+	return v;
+}
+
+static int set_vhost_key(struct vhost *v, const char *key, const char *val, char *why,
+			 size_t whysz)
+{
+	for (size_t i = 0; i < N_VHOST_KEYS; i++) {
+		if (strcmp(vhost_keys[i].name, key) != 0)
+			continue;
+		char *field = (char *)v + vhost_keys[i].offset;
+		if (vhost_keys[i].type == CT_BOOL && parse_bool(val, (bool *)field) < 0) {
+			snprintf(why, whysz, "%s: '%s' is not yes or no", key, val);
+			return -1;
+		}
+		if (vhost_keys[i].type == CT_STRING && str_copy(field, vhost_keys[i].size, val) < 0) {
+			snprintf(why, whysz, "%s: value too long (at most %zu bytes)", key,
+				 vhost_keys[i].size - 1);
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(why, whysz, "%s: not allowed in a [host] section (only root, anonymous, "
+			     "users_file, banner, tls_cert, tls_key, tls_chain; the others go "
+			     "before the first section)", key);
+	return -1;
+}
+
+/* A relative root is made absolute by name, as the default host's is (finish()). */
+static int absolute_root(char *root, size_t size)
+{
+	if (root[0] == '\0' || root[0] == '/')
+		return 0;
+	char cwd[CONFIG_STR_MAX], abs[CONFIG_STR_MAX];
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, root) >= sizeof(abs))
+		return -1;
+	return str_copy(root, size, abs) < 0 ? -1 : 0;
+}
+
+static int finish_vhosts(struct config *cfg, FILE *err)
+{
+	for (unsigned i = 0; i < cfg->n_vhosts; i++) {
+		struct vhost *v = &cfg->vhosts[i];
+		if (v->root[0] == '\0' && v->users_file[0] == '\0' && !config_has_user_db(cfg)) {
+			fprintf(err, "host %s: nothing to serve: set root (anonymous) or users_file "
+				     "(users_pg and LDAP serve every host)\n", v->name);
+			return -1;
+		}
+		if (v->tls_cert[0] == '\0' && (v->tls_key[0] != '\0' || v->tls_chain[0] != '\0')) {
+			fprintf(err, "host %s: tls_key and tls_chain need tls_cert\n", v->name);
+			return -1;
+		}
+		if (v->tls_cert[0] != '\0' && cfg->tls_cert[0] == '\0') {
+			fprintf(err, "host %s: tls_cert needs a tls_cert outside the sections too: the "
+				     "certificate of clients that name no host\n", v->name);
+			return -1;
+		}
+		if (absolute_root(v->root, sizeof(v->root)) < 0) {
+			fprintf(err, "host %s: root: path too long\n", v->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int check_vhost_access(const struct config *cfg, FILE *err)
+{
+	for (unsigned i = 0; i < cfg->n_vhosts; i++) {
+		const struct vhost *v = &cfg->vhosts[i];
+		struct stat st;
+		if (v->root[0] != '\0' && stat(v->root, &st) < 0) {
+			fprintf(err, "host %s: root: %s: %s\n", v->name, v->root, strerror(errno));
+			return -1;
+		}
+		if (v->root[0] != '\0' && !S_ISDIR(st.st_mode)) {
+			fprintf(err, "host %s: root: %s: not a directory\n", v->name, v->root);
+			return -1;
+		}
+		const char *files[][2] = { { "users_file", v->users_file }, { "tls_cert", v->tls_cert },
+					   { "tls_key", v->tls_key }, { "tls_chain", v->tls_chain } };
+		for (size_t j = 0; j < sizeof(files) / sizeof(files[0]); j++) {
+			if (files[j][1][0] != '\0' && access(files[j][1], R_OK) != 0) {
+				fprintf(err, "host %s: %s: %s: %s\n", v->name, files[j][0], files[j][1],
+					strerror(errno));
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int load_file(struct config *cfg, const char *path, FILE *err)
 {
 	FILE *f = fopen(path, "r");
@@ -554,6 +741,7 @@ static int load_file(struct config *cfg, const char *path, FILE *err)
 	unsigned lineno = 0;
 	int rc = 0;
 	unsigned seen = 0;
+	struct vhost *section = NULL; /* the [host] section being read, if any */
 	while (fgets(line, sizeof(line), f) != NULL) {
 		lineno++;
 		if (strchr(line, '\n') == NULL && !feof(f)) {
@@ -567,6 +755,15 @@ static int load_file(struct config *cfg, const char *path, FILE *err)
 		char *s = trim(line);
 		if (*s == '\0')
 			continue;
+		char why[512];
+		if (*s == '[') {
+			if ((section = begin_vhost(cfg, s, why, sizeof(why))) == NULL) {
+				fprintf(err, "%s:%u: %s\n", path, lineno, why);
+				rc = -1;
+				break; /* the section's keys would be misread as the default host's */
+			}
+			continue;
+		}
 		char *eq = strchr(s, '=');
 		if (eq == NULL) {
 			fprintf(err, "%s:%u: expected 'key = value'\n", path, lineno);
@@ -576,6 +773,13 @@ static int load_file(struct config *cfg, const char *path, FILE *err)
 		*eq = '\0';
 		char *key = trim(s);
 		char *val = trim(eq + 1);
+		if (section != NULL) {
+			if (set_vhost_key(section, key, val, why, sizeof(why)) < 0) {
+				fprintf(err, "%s:%u: %s\n", path, lineno, why);
+				rc = -1;
+			}
+			continue;
+		}
 		const struct config_key *k = find_key(key, strlen(key));
 		if (k == NULL) {
 			fprintf(err, "%s:%u: unknown key '%s'\n", path, lineno, key);
@@ -584,7 +788,6 @@ static int load_file(struct config *cfg, const char *path, FILE *err)
 		}
 		/* The file's first listen line replaces the default instead of adding to it. */
 		reset_repeatable(cfg, k, &seen);
-		char why[512];
 		if (set_key(cfg, k, val, why, sizeof(why)) < 0) {
 			fprintf(err, "%s:%u: %s: %s\n", path, lineno, key, why);
 			rc = -1;
@@ -766,8 +969,9 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 			     "which their users' homes lie\n");
 		return -1;
 	}
+	/* With [host] sections, clients that name no host may be given nothing. */
 	if (serving && cfg->root[0] == '\0' && cfg->users_file[0] == '\0' &&
-	    !config_has_user_db(cfg) && !cfg->local_users) {
+	    !config_has_user_db(cfg) && !cfg->local_users && cfg->n_vhosts == 0) {
 		fprintf(err, "nothing to serve: set root (anonymous), users_file, users_pg, "
 			     "ldap_uri or local_users\n");
 		return -1;
@@ -785,7 +989,7 @@ static int finish(struct config *cfg, bool serving, FILE *err)
 			return -1;
 		}
 	}
-	return 0;
+	return finish_vhosts(cfg, err);
 }
 
 int config_check_access(const struct config *cfg, FILE *err)
@@ -814,5 +1018,5 @@ int config_check_access(const struct config *cfg, FILE *err)
 			return -1;
 		}
 	}
-	return 0;
+	return check_vhost_access(cfg, err);
 }

@@ -20,6 +20,9 @@
 #define CONFIG_MAX_PASV_MAP 32
 #define CONFIG_MAX_REUSE_EXEMPT 32
 #define CONFIG_STR_MAX 4096
+#define CONFIG_MAX_VHOSTS 16
+#define VHOST_NAME_MAX 254   /* a DNS name: at most 253 characters */
+#define VHOST_PATH_MAX 1024  /* smaller than CONFIG_STR_MAX: 16 hosts go to each worker */
 
 /* Permissions a user can be granted (users file and anon_permissions). */
 enum perm {
@@ -49,6 +52,24 @@ struct pasv_map {
 enum tls_mode { TLS_OFF, TLS_OPTIONAL, TLS_REQUIRED };
 /* tls_data: whether data connections must be protected (PROT P). */
 enum tls_data_mode { TLS_DATA_OPTIONAL, TLS_DATA_REQUIRED };
+
+/*
+ * A [host NAME] section of the configuration file: a virtual host (RFC 7151) that a client
+ * chooses with HOST, or with TLS SNI.  What it does not set is the default host's (the keys
+ * outside any section): the users database (users_pg, LDAP), permissions, limits, TLS
+ * policy.  An empty tls_cert means the default host's certificate; an empty banner, its
+ * banner.
+ */
+struct vhost {
+	char name[VHOST_NAME_MAX];       /* lower case, without a final dot */
+	char root[VHOST_PATH_MAX];       /* anonymous root; empty: no anonymous access here */
+	bool anonymous;
+	char users_file[VHOST_PATH_MAX];
+	char banner[256];
+	char tls_cert[VHOST_PATH_MAX];
+	char tls_key[VHOST_PATH_MAX];
+	char tls_chain[VHOST_PATH_MAX];
+};
 
 struct config {
 	struct sockaddr_storage listen[CONFIG_MAX_LISTEN];
@@ -126,6 +147,8 @@ struct config {
 	char banner[256];
 	char xferlog[CONFIG_STR_MAX];
 	char config_file[CONFIG_STR_MAX]; /* where the configuration came from, if anywhere */
+	struct vhost vhosts[CONFIG_MAX_VHOSTS]; /* [host NAME] sections, in the file's order */
+	unsigned n_vhosts;
 };
 
 /*
@@ -159,5 +182,10 @@ int config_finish(struct config *cfg, FILE *err);
  * starts with; a reload runs unprivileged and relies on what the master opened).
  */
 int config_check_access(const struct config *cfg, FILE *err);
+
+/* Whether name (len bytes) is a DNS name a [host] section or HOST may give. */
+bool config_vhost_name_ok(const char *name, size_t len);
+/* The index in cfg->vhosts of the host called name (any case, a final dot or not), or -1. */
+int config_vhost_find(const struct config *cfg, const char *name);
 
 #endif

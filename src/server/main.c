@@ -115,9 +115,9 @@ int main(int argc, char **argv)
 		return file_helper_main(parse_fd(argv[2]), parse_fd(argv[3]));
 	/*
 	 * Started by the master:
-	 * ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD LOCALFD
+	 * ferryd --worker FD INDEX PORT20FD XFERLOGFD ROOTFD USERSFD TLSFD HOSTS LOCALFD
 	 */
-	if (argc == 10 && strcmp(argv[1], "--worker") == 0) {
+	if (argc == 11 && strcmp(argv[1], "--worker") == 0) {
 		struct worker_fds fds = {
 			.master = parse_fd(argv[2]),
 			.port20 = parse_fd(argv[4]),
@@ -125,7 +125,8 @@ int main(int argc, char **argv)
 			.root = parse_fd(argv[6]),
 			.users = parse_fd(argv[7]),
 			.tls = parse_fd(argv[8]),
-			.local = parse_fd(argv[9]),
+			.hosts = argv[9],
+			.local = parse_fd(argv[10]),
 		};
 		return worker_main(&fds, parse_fd(argv[3]));
 	}
@@ -151,6 +152,17 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		users_free(u);
+	}
+	for (unsigned i = 0; i < cfg->n_vhosts; i++) {
+		struct users *u;
+		if (cfg->vhosts[i].users_file[0] != '\0' &&
+		    users_load(cfg->vhosts[i].users_file, &u, stderr) < 0) {
+			fprintf(stderr, "host %s: users_file is not valid\n", cfg->vhosts[i].name);
+			free(cfg);
+			return 2;
+		}
+		if (cfg->vhosts[i].users_file[0] != '\0')
+			users_free(u);
 	}
 	if (cfg->ldap_uri[0] != '\0') {
 		/* Its settings are checked here, where a mistake stops the start with a reason. */

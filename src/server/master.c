@@ -157,6 +157,15 @@ static void reload_files(struct master *m)
 		return;
 	}
 	users_free(parsed);
+	struct vhost_fds hosts;
+	char herr[512];
+	if (vhost_fds_open(&hosts, n, herr, sizeof(herr)) < 0) {
+		log_error("reload failed: %s: keeping the running configuration", herr);
+		if (ufd >= 0)
+			close(ufd);
+		free(n);
+		return;
+	}
 	struct resolver *res = m->pasv_resolver;
 	bool same_name = res != NULL && strcmp(resolver_name(res), n->pasv_address) == 0 &&
 			 n->pasv_address_refresh == m->cfg->pasv_address_refresh;
@@ -164,6 +173,7 @@ static void reload_files(struct master *m)
 		res = resolver_new(m->base, n->pasv_address, n->pasv_address_refresh);
 		if (res == NULL) {
 			log_error("reload failed: keeping the running configuration");
+			vhost_fds_close(&hosts);
 			if (ufd >= 0)
 				close(ufd);
 			free(n);
@@ -177,6 +187,7 @@ static void reload_files(struct master *m)
 		char err[512];
 		if ((tfd = tls_files_load(n, err, sizeof(err))) < 0) {
 			log_error("reload failed: %s", err);
+			vhost_fds_close(&hosts);
 			if (ufd >= 0)
 				close(ufd);
 			if (res != m->pasv_resolver)
@@ -195,6 +206,8 @@ static void reload_files(struct master *m)
 	if (m->users_fd >= 0)
 		close(m->users_fd);
 	m->users_fd = ufd;
+	vhost_fds_close(&m->hosts);
+	m->hosts = hosts;
 	free(m->cfg);
 	m->cfg = n;
 	set_worker_capacity(m);
@@ -271,6 +284,11 @@ static int start_privileged(struct master *m)
 	}
 	if (cfg->users_file[0] != '\0' && (m->users_fd = users_snapshot(cfg->users_file)) < 0) {
 		log_error("users file %s: %s", cfg->users_file, strerror(-m->users_fd));
+		return -1;
+	}
+	char herr[512];
+	if (vhost_fds_open(&m->hosts, cfg, herr, sizeof(herr)) < 0) {
+		log_error("%s", herr);
 		return -1;
 	}
 	/* Before the helper is forked and privileges are dropped: see sandbox.h. */
@@ -365,6 +383,7 @@ static void master_free(struct master *m)
 		close(m->users_fd);
 	if (m->tls_fd >= 0)
 		close(m->tls_fd);
+	vhost_fds_close(&m->hosts);
 	free(m->cfg);
 	free(m);
 }
@@ -381,6 +400,7 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->root_fd = -1;
 	m->users_fd = -1;
 	m->tls_fd = -1;
+	vhost_fds_init(&m->hosts);
 	m->port20_ctl = -1;
 	m->local_ctl = -1;
 	m->reserve_fd = -1;

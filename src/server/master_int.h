@@ -27,6 +27,7 @@
 #include "server/config.h"
 #include "server/data_refusal.h"
 #include "server/log.h"
+#include "server/vhost_files.h"
 
 #define MAX_WORKER_SLOTS 512
 #define REC_BUCKETS 4096
@@ -92,6 +93,7 @@ struct master {
 	int root_fd;            /* the anonymous root, opened before dropping privileges */
 	int users_fd;           /* sealed snapshot of the users file, or -1 */
 	int tls_fd;             /* sealed snapshot of the TLS files, or -1 */
+	struct vhost_fds hosts; /* roots and users snapshots of the [host] sections */
 	int port20_ctl;
 	pid_t port20_pid;
 	int local_ctl;          /* the local-users helper (local_auth.c), or -1 */

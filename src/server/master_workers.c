@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "server/master_int.h"
 #include "server/pasv_broker.h"
 #include "server/local_auth.h"
@@ -70,8 +71,11 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 	snprintf(a_users, sizeof(a_users), "%d", m->users_fd);
 	snprintf(a_tls, sizeof(a_tls), "%d", m->tls_fd);
 	snprintf(a_loc, sizeof(a_loc), "%d", loc);
-	char *args[] = { m->argv[0], "--worker", a_fd,  a_index, a_p20, a_xfer,
-			 a_root,     a_users,    a_tls, a_loc,   NULL };
+	char a_hosts[CONFIG_MAX_VHOSTS * 24 + 2];
+	if (vhost_fds_format(&m->hosts, a_hosts, sizeof(a_hosts)) < 0)
+		FERR_BUG("vhost descriptors do not fit the argument");
+	char *args[] = { m->argv[0], "--worker", a_fd,  a_index, a_p20,   a_xfer,
+			 a_root,     a_users,    a_tls, a_hosts, a_loc,  NULL };
 
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -99,6 +103,7 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 			clear_cloexec(m->users_fd);
 		if (m->tls_fd >= 0)
 			clear_cloexec(m->tls_fd);
+		vhost_fds_inherit(&m->hosts);
 		execv("/proc/self/exe", args);
 		_exit(127);
 	}

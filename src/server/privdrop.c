@@ -104,6 +104,22 @@ static int check_files(const struct config *cfg, FILE *out)
 		{ "root", cfg->root, O_PATH | O_DIRECTORY },
 	};
 	int failures = 0;
+	for (unsigned h = 0; h < cfg->n_vhosts; h++) {
+		const struct vhost *v = &cfg->vhosts[h];
+		const char *paths[] = { v->users_file, v->tls_cert, v->tls_key, v->tls_chain, v->root };
+		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+			int fd = paths[i][0] == '\0' ? -2
+						      : open(paths[i], (i == 4 ? O_PATH | O_DIRECTORY
+									     : O_RDONLY) | O_CLOEXEC);
+			if (fd == -1) {
+				fprintf(out, "error: host %s: %s: a reload (SIGHUP) as user %s cannot "
+					     "read it: %s\n", v->name, paths[i], cfg->user, strerror(errno));
+				failures++;
+			} else if (fd >= 0) {
+				close(fd);
+			}
+		}
+	}
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		if (files[i].path[0] == '\0')
 			continue;

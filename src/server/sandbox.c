@@ -280,6 +280,27 @@ static int ll_sanitizer_rules(int rs, uint64_t fs)
 }
 #endif
 
+/* Each user's home, with the rights the user's permissions need. */
+static int ll_add_homes(int rs, const struct users *users, uint64_t fs, unsigned *n_roots)
+{
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && users != NULL && i < users->n; i++) {
+		const struct user_entry *u = &users->v[i];
+		/* Opened as the sessions open it (vfs_open_root), with our own credentials. */
+		int fd = open(u->home, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			log_warn("sandbox: home of %s (%s): %s; its sessions may read and write "
+				 "nothing", u->name, u->home, strerror(errno));
+			continue;
+		}
+		/* The kernel keeps the home; rules beneath it (user_settings.h) are ferryd's. */
+		rc = ll_add_dir(rs, fd, ll_rights(user_settings_any_perms(u->set, u->perms), fs));
+		close(fd);
+		(*n_roots)++;
+	}
+	return rc;
+}
+
 static int landlock_worker(const struct server *srv)
 {
 	int abi = ll_abi("sandbox");
@@ -296,19 +317,17 @@ static int landlock_worker(const struct server *srv)
 		rc = ll_add_dir(rs, srv->anon_root_fd, ll_rights(srv->cfg->anon_permissions, fs));
 		n_roots++;
 	}
-	for (size_t i = 0; rc == 0 && srv->users != NULL && i < srv->users->n; i++) {
-		const struct user_entry *u = &srv->users->v[i];
-		/* Opened as the sessions open it (vfs_open_root), with our own credentials. */
-		int fd = open(u->home, O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0) {
-			log_warn("sandbox: home of %s (%s): %s; its sessions may read and write "
-				 "nothing", u->name, u->home, strerror(errno));
-			continue;
+	if (rc == 0)
+		rc = ll_add_homes(rs, srv->users, fs, &n_roots);
+	/* The [host] sections' roots and homes (hosts[0] is the default host, above). */
+	for (unsigned h = 1; rc == 0 && h < srv->n_hosts; h++) {
+		const struct served_host *sh = &srv->hosts[h];
+		if (sh->anonymous && sh->root_fd >= 0) {
+			rc = ll_add_dir(rs, sh->root_fd, ll_rights(srv->cfg->anon_permissions, fs));
+			n_roots++;
 		}
-		/* The kernel keeps the home; rules beneath it (user_settings.h) are ferryd's. */
-		rc = ll_add_dir(rs, fd, ll_rights(user_settings_any_perms(u->set, u->perms), fs));
-		close(fd);
-		n_roots++;
+		if (rc == 0)
+			rc = ll_add_homes(rs, sh->users, fs, &n_roots);
 	}
 	if (rc == 0 && config_has_user_db(srv->cfg)) {
 		/* Homes known only at login: the base they must lie beneath (auth.c checks it). */

@@ -479,9 +479,20 @@ static void tls_established(struct session *s)
 		cn[0] = '\0';
 	s->cert_cn = cn[0] != '\0' ? strdup(cn) : NULL;
 	bool joined = tls_joined_identity(s->ctl, &s->tls_id);
-	log_info("session %llu TLS %s%s%s%s", (unsigned long long)s->id, how,
+	/* A client that named a host by SNI and gives no HOST is on that host (cmd_host.c). */
+	char sni[VHOST_NAME_MAX + 1];
+	const struct served_host *h = NULL;
+	if (!(s->flags & (SF_HOST_GIVEN | SF_USER_GIVEN | SF_LOGGED_IN)) &&
+	    tls_server_name(s->ctl, sni, sizeof(sni)) && (h = server_find_host(s->srv, sni)) != NULL)
+		s->host = h;
+	log_info("session %llu TLS %s%s%s%s%s%s", (unsigned long long)s->id, how,
 		 joined ? " (joined the TLS session of an earlier control connection)" : "",
-		 cn[0] != '\0' ? " client certificate CN=" : "", cn[0] != '\0' ? LOG_Q(cn) : "");
+		 cn[0] != '\0' ? " client certificate CN=" : "", cn[0] != '\0' ? LOG_Q(cn) : "",
+		 h != NULL ? " host by SNI=" : "", h != NULL ? h->name : "");
+	if (s->flags & SF_GREET_AFTER_TLS) {
+		s->flags &= ~SF_GREET_AFTER_TLS;
+		session_reply(s, R_220_READY, s->host->banner);
+	}
 }
 
 /* After CCC: the client's close_notify came; commands are in the clear from here on. */
@@ -546,7 +557,7 @@ int session_start_tls(struct session *s)
 		cmd_parser_init(s->parser);
 	s->flags &= ~(SF_HELD_LINE | SF_MID_LINE);
 	tls_id_new(&s->tls_id);
-	struct bufferevent *f = tls_filter_accept(s->srv->tls, s->sock, &s->tls_id);
+	struct bufferevent *f = tls_filter_accept(s->srv->tls, s->sock, &s->tls_id, s->host->name);
 	if (f == NULL)
 		return -1;
 	s->ctl = f;
@@ -599,6 +610,7 @@ struct session *session_new(struct server *srv, int fd, uint64_t id, bool implic
 	s->id = id;
 	s->root_fd = -1;
 	s->pending_conn = -1;
+	s->host = &srv->hosts[0];
 	s->mlst_facts = FACT_ALL;
 	s->type_ascii = true; /* RFC 959 s.3.1.1.5: the default representation type */
 	TAILQ_INSERT_TAIL(&srv->sessions, s, link);
@@ -643,7 +655,11 @@ struct session *session_new(struct server *srv, int fd, uint64_t id, bool implic
 		free_session(s);
 		return NULL;
 	}
-	session_reply(s, R_220_READY, srv->cfg->banner);
+	/* With implicit TLS the greeting is the host's that SNI names (tls_established). */
+	if (implicit_tls)
+		s->flags |= SF_GREET_AFTER_TLS;
+	else
+		session_reply(s, R_220_READY, s->host->banner);
 	session_touch(s);
 	return s;
 }

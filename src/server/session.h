@@ -35,6 +35,20 @@ struct channel;
 
 #define SESSION_ID_BUCKETS 1024
 
+/*
+ * A host a worker serves (RFC 7151): the listener's default one (the keys outside any
+ * section), or a [host] section.  A session is on the default host until HOST, or the SNI
+ * of its TLS handshake, names another (cmd_host.c).
+ */
+struct served_host {
+	const char *name;           /* NULL: the default host */
+	const char *banner;
+	bool anonymous;             /* anonymous = yes (it also needs a root) */
+	int root_fd;                /* O_PATH descriptor of its anonymous root, or -1 */
+	const char *root;
+	const struct users *users;  /* frozen; NULL when it has no users file */
+};
+
 /* One worker process: its event loop and everything its sessions share. */
 struct server {
 	struct event_base *base;
@@ -47,6 +61,8 @@ struct server {
 	int xferlog_fd;             /* -1 when not logging transfers */
 	int anon_root_fd;           /* O_PATH descriptor of the anonymous root, or -1 */
 	struct tls_ctx *tls;        /* NULL when FTPS is not configured */
+	struct served_host hosts[1 + CONFIG_MAX_VHOSTS]; /* [0]: the default, then cfg->vhosts */
+	unsigned n_hosts;
 	TAILQ_HEAD(, session) sessions;
 	LIST_HEAD(, user_group) user_groups; /* users whose rates span sessions (user_group.h) */
 	struct session *by_id[SESSION_ID_BUCKETS]; /* chained through id_next */
@@ -63,6 +79,9 @@ struct server {
 	struct log_ratelimit rl_no_port;      /* no local port for a data connection */
 	struct log_ratelimit rl_data_tls;     /* TLS refused or failed on data connections */
 };
+
+/* The [host] section called name (any case), or NULL (cmd_host.c). */
+const struct served_host *server_find_host(const struct server *srv, const char *name);
 
 enum session_flags {
 	SF_CLOSING = 1 << 0,        /* flush the output, then close */
@@ -84,6 +103,8 @@ enum session_flags {
 	SF_QUIT_PENDING = 1 << 16,  /* QUIT came during a transfer: 221 once it ends */
 	SF_END_REPORTED = 1 << 17,  /* the master has been told the session ended */
 	SF_MID_LINE = 1 << 18,      /* the parser holds part of a line */
+	SF_HOST_GIVEN = 1 << 19,    /* HOST chose the host: SNI no longer does */
+	SF_GREET_AFTER_TLS = 1 << 20, /* implicit TLS: the 220 waits for SNI to pick the host */
 };
 
 struct session {
@@ -112,6 +133,7 @@ struct session {
 	struct event *timer;            /* login and idle time-outs */
 
 	/* login */
+	const struct served_host *host; /* never NULL */
 	char username[64];
 	unsigned login_failures;
 	struct auth_request *auth;      /* a password check in flight, or NULL */

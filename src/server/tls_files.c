@@ -17,7 +17,9 @@
 #define TLS_FILE_MAX (1024 * 1024)
 /* The four files, then the session ticket keys, made here: one set for all workers. */
 #define N_FILES 4
-#define N_PARTS (N_FILES + 1)
+/* Then each [host] section's certificate, key and chain (empty when it has none). */
+#define HOST_FILES 3
+#define N_PARTS (N_FILES + 1 + HOST_FILES * CONFIG_MAX_VHOSTS)
 
 static int copy_file(int out, const char *path, uint64_t *len)
 {
@@ -82,6 +84,14 @@ int tls_files_snapshot(const struct config *cfg, const char **what)
 		lens[N_FILES] = sizeof(tk);
 		explicit_bzero(tk, sizeof(tk));
 	}
+	for (unsigned h = 0; rc == 0 && h < cfg->n_vhosts; h++) {
+		const struct vhost *v = &cfg->vhosts[h];
+		const char *hpaths[HOST_FILES] = { v->tls_cert, v->tls_key, v->tls_chain };
+		for (int i = 0; rc == 0 && i < HOST_FILES; i++) {
+			*what = keys[i];
+			rc = copy_file(fd, hpaths[i], &lens[N_FILES + 1 + h * HOST_FILES + i]);
+		}
+	}
 	if (rc == 0 && pwrite(fd, lens, sizeof(lens), 0) != (ssize_t)sizeof(lens))
 		rc = -EIO;
 	if (rc == 0 &&
@@ -134,6 +144,17 @@ int tls_files_map(int fd, struct tls_files_map *m)
 	p += lens[3];
 	m->pem.ticket_keys = (const unsigned char *)p;
 	m->pem.ticket_keys_len = (size_t)lens[4];
+	p += lens[4];
+	for (int h = 0; h < CONFIG_MAX_VHOSTS; h++) {
+		const uint64_t *hl = &lens[N_FILES + 1 + h * HOST_FILES];
+		m->hosts[h].cert = p;
+		m->hosts[h].cert_len = (size_t)hl[0];
+		m->hosts[h].key = p + hl[0];
+		m->hosts[h].key_len = (size_t)hl[1];
+		m->hosts[h].chain = p + hl[0] + hl[1];
+		m->hosts[h].chain_len = (size_t)hl[2];
+		p += hl[0] + hl[1] + hl[2];
+	}
 	m->base = base;
 	m->len = len;
 	return 0;
@@ -144,6 +165,23 @@ void tls_files_unmap(struct tls_files_map *m)
 	if (m->base != NULL)
 		munmap(m->base, m->len);
 	memset(m, 0, sizeof(*m));
+}
+
+struct tls_ctx *tls_files_context(const struct tls_files_map *m, const struct config *cfg,
+				  char *err, size_t errsz)
+{
+	struct tls_ctx *ctx = tls_server_new(&m->pem, err, errsz);
+	for (unsigned h = 0; ctx != NULL && h < cfg->n_vhosts; h++) {
+		char why[512];
+		if (m->hosts[h].cert_len > 0 &&
+		    tls_server_add_host(ctx, cfg->vhosts[h].name, &m->hosts[h], why,
+					sizeof(why)) < 0) {
+			snprintf(err, errsz, "host %s: %s", cfg->vhosts[h].name, why);
+			tls_ctx_free(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
 }
 
 int tls_files_load(const struct config *cfg, char *err, size_t errsz)
@@ -161,7 +199,7 @@ int tls_files_load(const struct config *cfg, char *err, size_t errsz)
 		close(fd);
 		return -1;
 	}
-	struct tls_ctx *ctx = tls_server_new(&map.pem, err, errsz);
+	struct tls_ctx *ctx = tls_files_context(&map, cfg, err, errsz);
 	tls_files_unmap(&map);
 	if (ctx == NULL) {
 		close(fd);

@@ -994,7 +994,7 @@ static void on_data_ready(struct session *s, int fd, const char *why)
 	if (t->tls) {
 		struct sockaddr_storage peer = session_peer(s);
 		t->bev = tls_socket_accept(s->srv->tls, s->srv->base, fd, &s->tls_id,
-					   config_reuse_required(s->srv->cfg, &peer));
+					   config_reuse_required(s->srv->cfg, &peer), s->host->name);
 	} else if (plain_upload) {
 		t->sock_fd = fd;
 		t->io_ev = event_new(s->srv->base, fd, EV_READ | EV_PERSIST, on_plain_upload, t);

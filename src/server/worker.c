@@ -30,11 +30,13 @@
 #include "server/user_group.h"
 #include "server/userdb_ldap.h"
 #include "server/users.h"
+#include "server/vhost_files.h"
 
 struct worker {
 	struct server srv;
 	struct config cfg;
 	struct users *users;
+	struct users *host_users[CONFIG_MAX_VHOSTS]; /* the [host] sections' users files */
 	struct event *sigterm_ev;
 	struct event *deadline;
 	struct event *sync_timer;
@@ -305,14 +307,45 @@ static int load_tls(struct server *srv, int fd)
 		log_error("cannot read the TLS files from the master: %s", strerror(-rc));
 		return -1;
 	}
-	char err[256];
-	srv->tls = tls_server_new(&map.pem, err, sizeof(err));
+	char err[512];
+	srv->tls = tls_files_context(&map, srv->cfg, err, sizeof(err));
 	tls_files_unmap(&map);
 	close(fd); /* the key is in the context now; no second copy stays reachable */
 	if (srv->tls == NULL) {
 		log_error("TLS: %s", err);
 		return -1;
 	}
+	return 0;
+}
+
+/* The default host, then the [host] sections with the descriptors the master opened. */
+static int setup_hosts(struct worker *w, const struct worker_fds *fds)
+{
+	const struct config *cfg = &w->cfg;
+	struct server *srv = &w->srv;
+	srv->hosts[0] = (struct served_host){ .banner = cfg->banner, .anonymous = cfg->anonymous,
+					      .root_fd = fds->root, .root = cfg->root,
+					      .users = w->users };
+	struct vhost_fds v;
+	if (vhost_fds_parse(fds->hosts, &v) < 0 || v.n != cfg->n_vhosts) {
+		log_error("the [host] descriptors from the master do not match the configuration");
+		return -1;
+	}
+	for (unsigned i = 0; i < v.n; i++) {
+		const struct vhost *h = &cfg->vhosts[i];
+		if (v.users[i] >= 0) {
+			int rc = users_load_fd(v.users[i], h->users_file, &w->host_users[i], stderr);
+			close(v.users[i]); /* parsed: the snapshot is not needed any more */
+			if (rc < 0)
+				return -1;
+		}
+		srv->hosts[i + 1] = (struct served_host){
+			.name = h->name, .banner = h->banner[0] != '\0' ? h->banner : cfg->banner,
+			.anonymous = h->anonymous, .root_fd = v.root[i], .root = h->root,
+			.users = w->host_users[i]
+		};
+	}
+	srv->n_hosts = 1 + v.n;
 	return 0;
 }
 
@@ -354,6 +387,8 @@ int worker_main(const struct worker_fds *fds, int index)
 	TAILQ_INIT(&srv->sessions);
 	LIST_INIT(&srv->user_groups);
 	umask(w->cfg.umask);
+	if (setup_hosts(w, fds) < 0)
+		return 1;
 
 	srv->base = event_base_new();
 	if (srv->base == NULL)
@@ -377,6 +412,10 @@ int worker_main(const struct worker_fds *fds, int index)
 	srv->auth = auth_pool_new(srv->base, w->users, &w->cfg, fds->local);
 	if (srv->auth == NULL)
 		return 1;
+	for (unsigned i = 0; i < w->cfg.n_vhosts; i++) {
+		if (w->host_users[i] != NULL && auth_pool_add_users(srv->auth, w->host_users[i]) < 0)
+			return 1;
+	}
 	srv->master = channel_new(srv->base, master_fd, TO_WORKER, &master_msgs,
 				  on_channel_failed, w);
 	w->sigterm_ev = evsignal_new(srv->base, SIGTERM, on_sigterm, w);
@@ -402,6 +441,8 @@ int worker_main(const struct worker_fds *fds, int index)
 		event_free(w->deadline);
 	event_base_free(srv->base);
 	users_free(w->users);
+	for (unsigned i = 0; i < CONFIG_MAX_VHOSTS; i++)
+		users_free(w->host_users[i]);
 	free(w);
 	return 0;
 }

@@ -21,6 +21,7 @@ struct worker_fds {
 	int users;    /* sealed snapshot of the users file */
 	int tls;      /* sealed snapshot of the TLS files (tls_files.h) */
 	int local;    /* channel to the local-users helper (local_auth.h), or -1 */
+	const char *hosts; /* the [host] sections' descriptors (vhost_files.h) */
 };
 
 /*
