@@ -122,9 +122,10 @@ struct msg_close_unauth {
  * sessions of the user its part of the user's rates: the rate times its sessions of the
  * user over all of them.  Names are NUL-terminated.
  */
+#define USER_KEY_MAX 320 /* a user's name, or "HOST:name" for a [host] users file's user */
 struct msg_user_login {
 	uint64_t id;
-	char name[64];
+	char name[USER_KEY_MAX];
 	uint32_t max_sessions;           /* 0: none */
 	uint32_t rate_down;              /* bytes/s across the user's sessions; 0: none */
 	uint32_t rate_up;
@@ -138,7 +139,7 @@ struct msg_user_admit {
 };
 
 struct msg_user_share {
-	char name[64];
+	char name[USER_KEY_MAX];
 	uint32_t rate_down;              /* this worker's part; 0: no limit */
 	uint32_t rate_up;
 };
@@ -221,9 +222,10 @@ _Static_assert(sizeof(struct msg_login_delay) == 16, "padding in msg_login_delay
 _Static_assert(sizeof(struct msg_close_unauth) == 16, "padding in msg_close_unauth");
 _Static_assert(sizeof(struct msg_sync) == 16, "padding in msg_sync");
 _Static_assert(sizeof(struct msg_data_refused) == 16, "padding in msg_data_refused");
-_Static_assert(sizeof(struct msg_user_login) == 88, "padding in msg_user_login");
+_Static_assert(sizeof(struct msg_user_login) == 8 + USER_KEY_MAX + 16,
+	       "padding in msg_user_login");
 _Static_assert(sizeof(struct msg_user_admit) == 16, "padding in msg_user_admit");
-_Static_assert(sizeof(struct msg_user_share) == 72, "padding in msg_user_share");
+_Static_assert(sizeof(struct msg_user_share) == USER_KEY_MAX + 8, "padding in msg_user_share");
 _Static_assert(sizeof(struct msg_local_reply) == 24 + 64 + 4096 + sizeof(struct user_settings),
 	       "padding in msg_local_reply");
 _Static_assert(sizeof(struct msg_sync_ids) == 8 + 8 * MSG_SYNC_IDS_MAX, "padding in msg_sync_ids");

@@ -215,13 +215,28 @@ static bool spans_sessions(const struct user_entry *u)
 	       (u->set->max_sessions != 0 || u->set->user_rate_down != 0 || u->set->user_rate_up != 0);
 }
 
+/*
+ * The name limits across sessions count under: a [host] users file's user is that host's
+ * ("HOST:name": ':' is in no user name), any other source's is the same on every host.
+ */
+static void user_key(const struct session *s, const struct user_entry *u, char *out,
+		     size_t outsz)
+{
+	const struct users *t = s->host->users;
+	bool hosts_own = s->host->name != NULL && t != NULL && u >= t->v && u < t->v + t->n;
+	snprintf(out, outsz, "%s%s%s", hosts_own ? s->host->name : "", hosts_own ? ":" : "",
+		 u->name);
+}
+
 /* Take u's permissions, settings and shared rates; false (replied) on failure. */
 static bool take_user(struct session *s, const struct user_entry *u)
 {
 	s->perms = u->perms;
 	s->set = u->set; /* the frozen users table's, or user_owned's: both outlive the session */
 	if (u->set != NULL && (u->set->user_rate_down != 0 || u->set->user_rate_up != 0)) {
-		s->group = user_group_get(s->srv, u->name, u->set->user_rate_down,
+		char key[USER_KEY_MAX];
+		user_key(s, u, key, sizeof(key));
+		s->group = user_group_get(s->srv, key, u->set->user_rate_down,
 					  u->set->user_rate_up);
 		if (s->group == NULL) {
 			session_reply(s, R_421_CLOSING, "Out of memory; try again later.");
@@ -255,7 +270,7 @@ static void login_user(struct session *s, const struct user_entry *u)
 				      .max_sessions = u->set->max_sessions,
 				      .rate_down = (uint32_t)u->set->user_rate_down,
 				      .rate_up = (uint32_t)u->set->user_rate_up };
-	str_copy(msg.name, sizeof(msg.name), u->name);
+	user_key(s, u, msg.name, sizeof(msg.name));
 	if (s->srv->master == NULL || send_USER_LOGIN(s->srv->master, &msg, -1) < 0) {
 		session_reply(s, R_421_CLOSING, "Service not available; try again later.");
 		session_close_after_flush(s, "cannot reach the master");

@@ -21,7 +21,7 @@ struct user_part {
 };
 
 struct user_count {
-	char name[64];
+	char name[USER_KEY_MAX];
 	unsigned total;
 	uint32_t rate_down, rate_up;   /* the user's, as its latest login said */
 	unsigned n_parts, cap_parts;

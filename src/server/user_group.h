@@ -14,7 +14,7 @@ struct server;
 struct msg_user_share;
 
 struct user_group {
-	char name[64];
+	char name[320];            /* USER_KEY_MAX (channel.h): host names are up to 253 */
 	unsigned refs;             /* sessions holding it */
 	struct rate_bucket down, up;
 	LIST_ENTRY(user_group) link;
