@@ -32,7 +32,8 @@ def run(*argv, **kw):
 
 @pytest.fixture(scope="module")
 def accounts(tmp_path_factory):
-    """Three accounts beneath one base: a, b (normal), x (expired), y (in ftpusers)."""
+    """Accounts beneath one base: a, b (normal), x (expired), y (in ftpusers), n (a shell
+    not in /etc/shells)."""
     base = tmp_path_factory.mktemp("local-homes")
     os.chmod(base, 0o755)
     for p in base.parents:
@@ -42,11 +43,12 @@ def accounts(tmp_path_factory):
     shutil.copy(PAM_FILE, f"/etc/pam.d/{service}")
     users = {}
     try:
-        for tag in ("a", "b", "x", "y"):
+        for tag in ("a", "b", "x", "y", "n"):
             name = f"{PREFIX}{tag}"
             home = base / name
             subprocess.run(["userdel", "-r", name], capture_output=True)
-            run("useradd", "-M", "-d", str(home), "-s", "/bin/sh", name)
+            shell = "/usr/sbin/nologin" if tag == "n" else "/bin/sh"
+            run("useradd", "-M", "-d", str(home), "-s", shell, name)
             home.mkdir()
             pw = pwd.getpwnam(name)
             os.chown(home, pw.pw_uid, pw.pw_gid)
@@ -231,3 +233,17 @@ def test_local_users_need_root_at_start(tmp_path):
     r = subprocess.run(["runuser", "-u", "nobody", "--", FERRYD, "--listen", "127.0.0.1:2121",
                         "--local-users", "yes"], capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "local_users needs ferryd started as root" in r.stderr, r.stderr
+
+
+def test_shell_check_is_optional(start_ferryd, accounts):
+    name, password, *_ = accounts["users"]["n"]
+    args = ["--local-users", "yes", "--pam-service", accounts["service"], "--ftpusers",
+            accounts["ftpusers"], "--local-root", accounts["base"], "--login-failure-delay", "100"]
+    srv = start_ferryd(*args)
+    with Control(srv.host, srv.port) as c:
+        c.login(name, password)          # no shell check by default
+    checked = start_ferryd(*args, "--local-check-shell", "yes")
+    with Control(checked.host, checked.port) as c:
+        c.expect("USER " + name, 331)
+        c.expect("PASS " + password, 530)
+    assert "the shell is not in /etc/shells" in checked.log
