@@ -49,6 +49,8 @@ struct pasv_map {
 enum tls_mode { TLS_OFF, TLS_OPTIONAL, TLS_REQUIRED };
 /* tls_data: whether data connections must be protected (PROT P). */
 enum tls_data_mode { TLS_DATA_OPTIONAL, TLS_DATA_REQUIRED };
+/* quota_partial: what becomes of an upload stopped at the user's quota (quota.h). */
+enum quota_partial_mode { QUOTA_PARTIAL_KEEP, QUOTA_PARTIAL_REMOVE };
 
 struct config {
 	struct sockaddr_storage listen[CONFIG_MAX_LISTEN];
@@ -96,6 +98,7 @@ struct config {
 	unsigned max_bad_commands;
 	unsigned shutdown_timeout;       /* seconds */
 	unsigned umask;
+	unsigned quota_partial;          /* enum quota_partial_mode */
 	/* FTPS (RFC 4217) */
 	struct sockaddr_storage listen_tls[CONFIG_MAX_LISTEN]; /* implicit TLS listeners */
 	unsigned n_listen_tls;

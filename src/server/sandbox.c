@@ -393,6 +393,8 @@ static const int worker_calls[] = {
 	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
 	SCMP_SYS(getdents64), SCMP_SYS(mkdirat), SCMP_SYS(unlinkat), SCMP_SYS(renameat),
 	SCMP_SYS(utimensat), SCMP_SYS(ftruncate),
+	/* the quota tally's lock, shared with other workers and servers (quota.c) */
+	SCMP_SYS(flock),
 	/* memory (mmap, mprotect: allow_memory); mremap for realloc of a large block */
 	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(mremap),
 	/* signals, the password thread (clone: worker_rules), abort() (tgkill: self only), exit */
