@@ -13,6 +13,7 @@ import pytest
 
 from conftest import User
 from ftpwire import Control, Transfer, recv_all, write_file
+from pgcluster import pg_cluster  # noqa: F401 (a fixture)
 
 K = 1024
 QUOTA = 100 * K
@@ -404,3 +405,55 @@ def test_a_tally_that_cannot_be_written_does_not_fail_the_upload(start_ferryd, t
     with login(srv, "q") as c:
         c.stor("b", b"b" * 500)
     assert tally(home) == "2 1500\n"
+
+
+# -- users from PostgreSQL and LDAP: the same settings, the same quotas ---------------------
+@pytest.fixture
+def pg(pg_cluster):  # noqa: F811
+    pg_cluster.psql("DELETE FROM ferry_users")
+    return pg_cluster
+
+
+def test_pg_user_quota_shared_by_two_instances(start_ferryd, tmp_path, pg):
+    """Two ferryd instances, one PostgreSQL table, one home: the tally adds up across them."""
+    from test_users_pg import add_user, start
+    home = tmp_path / "pq"
+    add_user(pg, "pq", "pw-pq", str(home), "all", f"quota_bytes={QUOTA} quota_files=5")
+    a = start(start_ferryd, pg, base=tmp_path)
+    b = start(start_ferryd, pg, base=tmp_path)
+    ca, cb = Control(a.host, a.port), Control(b.host, b.port)
+    try:
+        for c in (ca, cb):
+            c.login("pq", "pw-pq")
+            c.expect("TYPE I", 200)
+        assert upload(ca, "STOR a", b"a" * (60 * K)).final.code == 226
+        crossed(upload(cb, "STOR b", b"b" * (60 * K)), 40 * K)
+        cb.expect("DELE a", 250)
+        assert upload(ca, "STOR c", b"c" * (60 * K)).final.code == 226
+    finally:
+        ca.close()
+        cb.close()
+    assert tally(home) == f"2 {100 * K}\n" == tree_usage(home)
+
+
+def test_ldap_user_quota(start_ferryd, tmp_path):
+    from slapd import Slapd, slapd_available
+    from test_users_ldap import person, start
+    why = slapd_available()
+    if why is not None:
+        pytest.skip(why)
+    base = tmp_path / "homes"
+    (base / "lq").mkdir(parents=True)
+    entries = person("lq", "lq-pw", str(base / "lq"), 2101,
+                     f"ferryPermissions: all\nferrySettings: quota_bytes={QUOTA} quota_files=1")
+    with Slapd(tmp_path / "ldap", entries=entries) as d:
+        d.homes = base
+        srv = start(start_ferryd, d)
+        with Control(srv.host, srv.port) as c:
+            c.login("lq", "lq-pw")
+            c.expect("TYPE I", 200)
+            crossed(upload(c, "STOR a", b"a" * (150 * K)), QUOTA)
+            t = upload(c, "STOR b", b"b")
+            assert t.prelim.code == 552, t.prelim
+    assert (base / "lq" / "a").stat().st_size == QUOTA
+    assert tally(base / "lq") == f"1 {QUOTA}\n"
