@@ -144,6 +144,7 @@ void cmd_retr(struct session *s, const char *arg)
  */
 struct store_ctx {
 	struct session *s;         /* outlives the upload (transfer_free runs first) */
+	bool quota;                /* the user has a quota: the tally follows the file */
 	struct vfs_created made;   /* made.dir >= 0: the upload created the file */
 	bool replace;              /* STOR from byte 0: the old content was cut anyway */
 	uint64_t old_size;         /* the file's size when it was opened */
@@ -192,7 +193,7 @@ static void store_ended(void *ctx, const struct upload_result *r)
 			log_warn("could not remove the empty file %s of a failed upload: %s",
 				 c->made.name, strerror(-rc));
 	}
-	if (r->file_fd >= 0)
+	if (c->quota && r->file_fd >= 0)
 		count_upload(c, r->file_fd);
 	vfs_created_close(&c->made);
 	free(c);
@@ -232,6 +233,7 @@ static struct store_ctx *store_ctx_new(struct session *s, const char *path)
 	if (c == NULL)
 		return NULL;
 	c->s = s;
+	c->quota = quota_session_applies(s);
 	c->made.dir = -1;
 	str_copy(c->path, sizeof(c->path), path);
 	return c;

@@ -137,6 +137,8 @@ static void scan_dir(int dir, struct scan *sc, unsigned depth)
 		int sub = openat(dirfd(d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub >= 0)
 			scan_dir(sub, sc, depth + 1);
+		else if (errno == EMFILE || errno == ENFILE)
+			sc->partial = true; /* not the tree's doing: say it was not all counted */
 	}
 	closedir(d);
 }

@@ -102,6 +102,8 @@ int quota_scan(int root, struct quota_usage *out, bool *partial);
 struct session;
 struct stat;
 
+/* Whether the session's user has a quota (the tally follows its changes). */
+bool quota_session_applies(const struct session *s);
 /* At login: read the tally, counting it anew when it is missing or does not parse. */
 void quota_session_login(struct session *s);
 /*

@@ -21,6 +21,11 @@ static bool has_quota(const struct session *s)
 	return s->set != NULL && user_settings_quota(s->set) && s->root_fd >= 0;
 }
 
+bool quota_session_applies(const struct session *s)
+{
+	return has_quota(s);
+}
+
 static struct quota_limits limits_of(const struct session *s)
 {
 	return (struct quota_limits){ .bytes = s->set->quota_bytes, .files = s->set->quota_files };
@@ -35,7 +40,8 @@ static void tally_failed(const struct session *s, const char *what, int rc)
 
 void quota_session_login(struct session *s)
 {
-	if (!has_quota(s))
+	/* A user who can write nowhere changes nothing: no tally to make (nor to log about). */
+	if (!has_quota(s) || !(user_settings_any_perms(s->set, s->perms) & PERM_WRITE))
 		return;
 	struct quota_usage u;
 	bool rebuilt, partial;

@@ -306,7 +306,10 @@ static int landlock_worker(const struct server *srv)
 			continue;
 		}
 		/* The kernel keeps the home; rules beneath it (user_settings.h) are ferryd's. */
-		rc = ll_add_dir(rs, fd, ll_rights(user_settings_any_perms(u->set, u->perms), fs));
+		/* A quota's tally is read even by a user who may only write (quota.c). */
+		unsigned perms = user_settings_any_perms(u->set, u->perms) |
+				 (u->set != NULL && user_settings_quota(u->set) ? PERM_READ : 0);
+		rc = ll_add_dir(rs, fd, ll_rights(perms, fs));
 		close(fd);
 		n_roots++;
 	}

@@ -457,3 +457,16 @@ def test_ldap_user_quota(start_ferryd, tmp_path):
             assert t.prelim.code == 552, t.prelim
     assert (base / "lq" / "a").stat().st_size == QUOTA
     assert tally(base / "lq") == f"1 {QUOTA}\n"
+
+
+def test_a_write_only_user_is_held_to_the_quota(start_ferryd, tmp_path):
+    """The tally is read even where the user may not read (the sandbox lets ferryd)."""
+    u = user(tmp_path, "wo", f"quota_bytes={QUOTA}", "write")
+    srv = start_ferryd(users=[u])
+    home = tmp_path / "home-wo"
+    with login(srv, "wo") as c:
+        crossed(upload(c, "STOR a", b"a" * (150 * K)), QUOTA)
+        t = upload(c, "STOR b", b"b")
+        assert t.prelim.code == 552, t.prelim
+    assert tally(home) == f"1 {QUOTA}\n"
+    assert "could not be read" not in srv.log, srv.log
