@@ -21,6 +21,7 @@
 #include "server/dispatch.h"
 #include "server/fs_proxy.h"
 #include "server/log.h"
+#include "server/quota.h"
 #include "server/session.h"
 #include "server/throttle.h"
 #include "server/user_group.h"
@@ -153,6 +154,7 @@ static void logged_in(struct session *s, bool anonymous)
 	log_info("session %llu login client=%s user=%s%s%s%s", (unsigned long long)s->id,
 		 s->peer_str, LOG_Q(s->username), anonymous ? " (anonymous)" : "",
 		 s->host->name != NULL ? " host=" : "", s->host->name != NULL ? s->host->name : "");
+	quota_session_login(s); /* a missing tally is counted here, not during an upload */
 	session_reply(s, R_230_LOGGED_IN, "Login successful.");
 	session_touch(s);
 }

@@ -13,6 +13,7 @@
 #include "common/reply.h"
 #include "server/dispatch.h"
 #include "server/log.h"
+#include "server/quota.h"
 #include "server/session.h"
 #include "server/vfs.h"
 
@@ -103,11 +104,13 @@ void cmd_dele(struct session *s, const char *arg)
 	char path[VPATH_MAX];
 	if (session_path_need(s, arg, PERM_DELETE, false, path) < 0)
 		return;
-	int rc = vfs_unlink(s->root_fd, path);
+	struct stat gone;
+	int rc = vfs_unlink_stat(s->root_fd, path, &gone);
 	if (rc < 0) {
 		session_reply_errno(s, rc, "Delete operation failed");
 		return;
 	}
+	quota_session_removed(s, &gone);
 	session_reply(s, R_250_FILE_ACTION_OK, "Delete operation successful.");
 }
 
@@ -141,11 +144,13 @@ void cmd_rnto(struct session *s, const char *arg)
 	char path[VPATH_MAX];
 	if (session_path_need(s, arg, PERM_RENAME, false, path) < 0)
 		return;
-	int rc = vfs_rename(s->root_fd, from, path);
+	struct stat replaced;
+	int rc = vfs_rename_stat(s->root_fd, from, path, &replaced);
 	if (rc < 0) {
 		session_reply_errno(s, rc, "Rename failed");
 		return;
 	}
+	quota_session_removed(s, &replaced); /* a file renamed over another replaces it */
 	log_info("session %llu rename from=%s to=%s", (unsigned long long)s->id, LOG_Q(from),
 		 LOG_Q(path));
 	session_reply(s, R_250_FILE_ACTION_OK, "Rename successful.");

@@ -245,6 +245,9 @@ static int fill_listing(void *arg, struct evbuffer *out)
 		 */
 		if (strpbrk(name, "\r\n") != NULL)
 			continue;
+		/* The root's quota tally is the server's, not the user's (vfs.h). */
+		if (c->at_root && strcmp(name, VFS_TALLY_NAME) == 0)
+			continue;
 		bool dot = strcmp(name, ".") == 0, dotdot = strcmp(name, "..") == 0;
 		const char *mlsx_type = NULL;
 		if (c->fmt == FMT_MLSD) {

@@ -18,6 +18,7 @@
 #include "server/data.h"
 #include "server/dispatch.h"
 #include "server/log.h"
+#include "server/quota.h"
 #include "server/session.h"
 #include "server/transfer.h"
 #include "server/vfs.h"
@@ -137,23 +138,70 @@ void cmd_retr(struct session *s, const char *arg)
 	transfer_start(s, &spec);
 }
 
-/* The end of an upload that created its file: an upload that stored nothing leaves nothing. */
-static void store_ended(void *ctx, bool stored)
+/*
+ * An upload's file, for what its end must do: remove a file it created and stored nothing
+ * in, deal with what a quota cut short (quota_partial), and tell the quota tally.
+ */
+struct store_ctx {
+	struct session *s;         /* outlives the upload (transfer_free runs first) */
+	bool quota;                /* the user has a quota: the tally follows the file */
+	struct vfs_created made;   /* made.dir >= 0: the upload created the file */
+	bool replace;              /* STOR from byte 0: the old content was cut anyway */
+	uint64_t old_size;         /* the file's size when it was opened */
+	uint64_t start;            /* where the upload began writing */
+	char path[VPATH_MAX];
+};
+
+/* quota_partial = remove: the bytes of an upload stopped at the quota go again. */
+static void drop_partial(struct store_ctx *c, int fd)
 {
-	struct vfs_created *made = ctx;
-	if (!stored) {
-		int rc = vfs_uncreate(made);
-		if (rc < 0 && rc != -ESTALE && rc != -ENOENT)
-			log_warn("could not remove the empty file %s of a failed upload: %s", made->name,
-				 strerror(-rc));
-	}
-	vfs_created_close(made);
-	free(made);
+	struct stat st;
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && (c->made.dir >= 0 || c->replace))
+		rc = vfs_unlink_same(c->s->root_fd, c->path, st.st_dev, st.st_ino);
+	else if (rc == 0 && ftruncate(fd, (off_t)c->start) < 0)
+		rc = -errno; /* APPE, or a resumed STOR: back to what it held before */
+	if (rc < 0 && rc != -ESTALE && rc != -ENOENT)
+		log_warn("session %llu: could not remove what an upload over quota left in %s: %s",
+			 (unsigned long long)c->s->id, LOG_Q(c->path), strerror(-rc));
 }
 
-/* Hand the file to transfer.c; made (or NULL for an existing file) goes with it. */
-static void store(struct session *s, const char *path, int fd, uint64_t rest, bool unique,
-		  bool truncate, struct vfs_created *made)
+/* What the upload changed in the user's usage: the file's size, and a file more or fewer. */
+static void count_upload(struct store_ctx *c, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		log_warn("session %llu: cannot see what the upload of %s left: %s; the quota "
+			 "tally is not updated", (unsigned long long)c->s->id, LOG_Q(c->path),
+			 strerror(errno));
+		return;
+	}
+	bool before = c->made.dir < 0, after = st.st_nlink > 0; /* removed: no link left */
+	quota_session_changed(c->s, (int)after - (int)before, before ? c->old_size : 0,
+			      after ? (uint64_t)st.st_size : 0);
+}
+
+static void store_ended(void *ctx, const struct upload_result *r)
+{
+	struct store_ctx *c = ctx;
+	if (r->over_quota && c->s->srv->cfg->quota_partial == QUOTA_PARTIAL_REMOVE) {
+		drop_partial(c, r->file_fd);
+	} else if (!r->stored && c->made.dir >= 0) {
+		/* An upload that stored nothing leaves nothing. */
+		int rc = vfs_uncreate(&c->made);
+		if (rc < 0 && rc != -ESTALE && rc != -ENOENT)
+			log_warn("could not remove the empty file %s of a failed upload: %s",
+				 c->made.name, strerror(-rc));
+	}
+	if (c->quota && r->file_fd >= 0)
+		count_upload(c, r->file_fd);
+	vfs_created_close(&c->made);
+	free(c);
+}
+
+/* Hand the file to transfer.c, with c (taken) for its end and room for the quota. */
+static void store(struct session *s, struct store_ctx *c, int fd, uint64_t rest, bool unique,
+		  bool truncate, uint64_t room)
 {
 	struct transfer_spec spec = {
 		.upload = true,
@@ -161,9 +209,11 @@ static void store(struct session *s, const char *path, int fd, uint64_t rest, bo
 		.offset = rest,
 		.ascii = s->type_ascii,
 		.truncate = truncate,
-		.upload_end = made != NULL ? store_ended : NULL,
-		.upload_ctx = made,
+		.upload_end = store_ended,
+		.upload_ctx = c,
+		.quota_room = room,
 	};
+	const char *path = c->path;
 	str_copy(spec.path, sizeof(spec.path), path);
 	if (unique) {
 		/* RFC 1123 s.4.1.2.9: the 150 reply carries "FILE: name". */
@@ -176,48 +226,55 @@ static void store(struct session *s, const char *path, int fd, uint64_t rest, bo
 	transfer_start(s, &spec);
 }
 
-/*
- * Open path for STOR or APPE.  A new file is made with O_EXCL, so *made (else NULL) can
- * remove it if the upload never stores a byte; an existing file is opened as it is, and
- * STOR cuts it only once the data connection is up (transfer.c).  A resume needs a file:
- * with a REST offset nothing is created.
- */
-static int open_for_store(struct session *s, const char *path, int flags, uint64_t rest,
-			  struct vfs_created **made)
+/* A context for an upload of path; NULL when out of memory. */
+static struct store_ctx *store_ctx_new(struct session *s, const char *path)
 {
-	*made = NULL;
+	struct store_ctx *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->s = s;
+	c->quota = quota_session_applies(s);
+	c->made.dir = -1;
+	str_copy(c->path, sizeof(c->path), path);
+	return c;
+}
+
+/*
+ * Open path for STOR or APPE.  A new file is made with O_EXCL, so c->made can remove it
+ * if the upload never stores a byte; an existing file is opened as it is, and STOR cuts
+ * it only once the data connection is up (transfer.c).  A resume needs a file: with a
+ * REST offset nothing is created.
+ */
+static int open_for_store(struct session *s, struct store_ctx *c, int flags, uint64_t rest)
+{
 	if (rest == 0) {
-		struct vfs_created *m = malloc(sizeof(*m));
-		if (m == NULL)
-			return -ENOMEM;
-		int fd = vfs_create(s->root_fd, path, flags, 0666, m);
-		if (fd >= 0) {
-			*made = m;
-			return fd;
-		}
-		free(m);
-		if (fd != -EEXIST)
+		int fd = vfs_create(s->root_fd, c->path, flags, 0666, &c->made);
+		if (fd >= 0 || fd != -EEXIST)
 			return fd;
 	}
-	int fd = vfs_open(s->root_fd, path, flags, 0);
+	int fd = vfs_open(s->root_fd, c->path, flags, 0);
 	/*
 	 * A dangling symlink: O_EXCL refused it and there is no file behind it.  STOR has
 	 * always created its target (inside the root); whether this open makes it cannot be
 	 * told, so such a file is never removed again.
 	 */
 	if (fd == -ENOENT && rest == 0)
-		fd = vfs_open(s->root_fd, path, flags | O_CREAT, 0666);
+		fd = vfs_open(s->root_fd, c->path, flags | O_CREAT, 0666);
 	return fd;
 }
 
-/* A REST offset past the end would leave a hole, maybe of terabytes: refuse it (554). */
-static int check_rest(struct session *s, int fd, uint64_t rest)
+/*
+ * A REST offset past the end would leave a hole, maybe of terabytes: refuse it (554).
+ * *size gets the file's size.
+ */
+static int check_rest(struct session *s, int fd, uint64_t rest, uint64_t *size)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		session_reply(s, R_553_BAD_NAME, "Could not create file: not a regular file.");
 		return -1;
 	}
+	*size = (uint64_t)st.st_size;
 	if (rest > (uint64_t)st.st_size) {
 		session_replyf(s, R_554_BAD_RESTART, "Restart offset %llu is beyond the end of the file (%llu).",
 			       (unsigned long long)rest, (unsigned long long)st.st_size);
@@ -231,6 +288,14 @@ static int check_rest(struct session *s, int fd, uint64_t rest)
 	return 0;
 }
 
+/* The end of a STOR or APPE that never began: what it created goes again. */
+static void store_refused(struct store_ctx *c, int fd)
+{
+	struct upload_result r = { .stored = false, .file_fd = fd };
+	store_ended(c, &r);
+	close(fd);
+}
+
 static void store_cmd(struct session *s, const char *arg, bool append)
 {
 	uint64_t rest = s->rest;
@@ -238,33 +303,41 @@ static void store_cmd(struct session *s, const char *arg, bool append)
 	char path[VPATH_MAX];
 	if (session_path_need(s, arg, PERM_WRITE, false, path) < 0)
 		return;
+	uint64_t room;
+	if (quota_session_admit(s, path, false, append, rest, &room) < 0)
+		return;
+	struct store_ctx *c = store_ctx_new(s, path);
+	if (c == NULL) {
+		session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
+		return;
+	}
 	int flags = O_WRONLY | O_NONBLOCK;
 	if (append)
 		flags |= O_APPEND;
-	struct vfs_created *made;
-	int fd = open_for_store(s, path, flags, rest, &made);
-	if (fd == -ENOENT && rest > 0) {
-		session_replyf(s, R_554_BAD_RESTART, "Restart offset %llu, but there is no file to resume.",
-			       (unsigned long long)rest);
-		return;
-	}
+	int fd = open_for_store(s, c, flags, rest);
 	if (fd < 0) {
-		session_reply_errno(s, fd, "Could not create file");
+		if (fd == -ENOENT && rest > 0)
+			session_replyf(s, R_554_BAD_RESTART, "Restart offset %llu, but there is no file to resume.",
+				       (unsigned long long)rest);
+		else
+			session_reply_errno(s, fd, "Could not create file");
+		vfs_created_close(&c->made);
+		free(c);
 		return;
 	}
-	int rc = check_rest(s, fd, rest);
+	int rc = check_rest(s, fd, rest, &c->old_size);
 	/* O_NONBLOCK was only for opening (a FIFO must not hang us); writes are to disk. */
 	if (rc == 0 && fcntl(fd, F_SETFL, append ? O_APPEND : 0) < 0) {
 		session_reply_errno(s, -errno, "Could not create file");
 		rc = -1;
 	}
 	if (rc < 0) {
-		close(fd);
-		if (made != NULL)
-			store_ended(made, false);
+		store_refused(c, fd);
 		return;
 	}
-	store(s, path, fd, rest, false, !append, made);
+	c->start = append ? c->old_size : rest;
+	c->replace = !append && rest == 0;
+	store(s, c, fd, rest, false, !append, room);
 }
 
 void cmd_stor(struct session *s, const char *arg)
@@ -283,6 +356,9 @@ void cmd_stou(struct session *s, const char *arg)
 	char base[VPATH_MAX];
 	if (session_path_need(s, arg[0] != '\0' ? arg : "ftp.upload", PERM_WRITE, false, base) < 0)
 		return;
+	uint64_t room;
+	if (quota_session_admit(s, base, true, false, 0, &room) < 0)
+		return;
 	char path[VPATH_MAX];
 	for (unsigned i = 0; i < 1000; i++) {
 		int n = i == 0 ? snprintf(path, sizeof(path), "%s", base)
@@ -291,17 +367,18 @@ void cmd_stou(struct session *s, const char *arg)
 			session_reply(s, R_553_BAD_NAME, "Path too long.");
 			return;
 		}
-		struct vfs_created *made = malloc(sizeof(*made));
-		if (made == NULL) {
+		struct store_ctx *c = store_ctx_new(s, path);
+		if (c == NULL) {
 			session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
 			return;
 		}
-		int fd = vfs_create(s->root_fd, path, O_WRONLY, 0666, made);
+		int fd = vfs_create(s->root_fd, path, O_WRONLY, 0666, &c->made);
 		if (fd >= 0) {
-			store(s, path, fd, 0, true, false, made);
+			store(s, c, fd, 0, true, false, room);
 			return;
 		}
-		free(made);
+		vfs_created_close(&c->made);
+		free(c);
 		if (fd != -EEXIST) {
 			session_reply_errno(s, fd, "Could not create file");
 			return;

@@ -159,6 +159,8 @@ static const struct config_key config_table[] = {
 	  "on SIGTERM, how long running transfers may go on" },
 	{ "umask", CT_OCTAL, NUM(umask), 0, 0777, "022", "OCTAL",
 	  "umask for uploaded files and created directories" },
+	{ "quota_partial", CT_CHOICE, NUM(quota_partial), 0, 0, "keep", "keep|remove",
+	  "an upload stopped at the user's quota keeps the bytes that fit, or is removed" },
 	{ "listen_implicit_tls", CT_LISTEN_TLS, NUM(listen_tls), 0, 0, NULL, "ADDRESS:PORT",
 	  "listener for implicit FTPS (TLS from the first byte, port 990 by convention), "
 	  "repeatable" },

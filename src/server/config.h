@@ -52,6 +52,8 @@ struct pasv_map {
 enum tls_mode { TLS_OFF, TLS_OPTIONAL, TLS_REQUIRED };
 /* tls_data: whether data connections must be protected (PROT P). */
 enum tls_data_mode { TLS_DATA_OPTIONAL, TLS_DATA_REQUIRED };
+/* quota_partial: what becomes of an upload stopped at the user's quota (quota.h). */
+enum quota_partial_mode { QUOTA_PARTIAL_KEEP, QUOTA_PARTIAL_REMOVE };
 
 /*
  * A [host NAME] section of the configuration file: a virtual host (RFC 7151) that a client
@@ -125,6 +127,7 @@ struct config {
 	unsigned max_bad_commands;
 	unsigned shutdown_timeout;       /* seconds */
 	unsigned umask;
+	unsigned quota_partial;          /* enum quota_partial_mode */
 	/* FTPS (RFC 4217) */
 	struct sockaddr_storage listen_tls[CONFIG_MAX_LISTEN]; /* implicit TLS listeners */
 	unsigned n_listen_tls;

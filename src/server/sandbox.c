@@ -294,7 +294,10 @@ static int ll_add_homes(int rs, const struct users *users, uint64_t fs, unsigned
 			continue;
 		}
 		/* The kernel keeps the home; rules beneath it (user_settings.h) are ferryd's. */
-		rc = ll_add_dir(rs, fd, ll_rights(user_settings_any_perms(u->set, u->perms), fs));
+		/* A quota's tally is read even by a user who may only write (quota.c). */
+		unsigned perms = user_settings_any_perms(u->set, u->perms) |
+				 (u->set != NULL && user_settings_quota(u->set) ? PERM_READ : 0);
+		rc = ll_add_dir(rs, fd, ll_rights(perms, fs));
 		close(fd);
 		(*n_roots)++;
 	}
@@ -412,6 +415,8 @@ static const int worker_calls[] = {
 	SCMP_SYS(openat), SCMP_SYS(openat2), SCMP_SYS(newfstatat), SCMP_SYS(fstat),
 	SCMP_SYS(getdents64), SCMP_SYS(mkdirat), SCMP_SYS(unlinkat), SCMP_SYS(renameat),
 	SCMP_SYS(utimensat), SCMP_SYS(ftruncate),
+	/* the quota tally's lock, shared with other workers and servers (quota.c) */
+	SCMP_SYS(flock),
 	/* memory (mmap, mprotect: allow_memory); mremap for realloc of a large block */
 	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(mremap),
 	/* signals, the password thread (clone: worker_rules), abort() (tgkill: self only), exit */

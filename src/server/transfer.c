@@ -94,6 +94,7 @@ struct transfer {
 	bool passive;
 	bool complete;         /* ended in 226 */
 	bool no_splice;        /* a clear binary upload that reads and writes (O_APPEND) */
+	bool over_quota;       /* the client sent more than spec.quota_room */
 	uint64_t queued;       /* bytes handed to the output buffer */
 	uint64_t written;      /* upload bytes written to the file (after TYPE A conversion) */
 	struct timespec start;
@@ -121,8 +122,24 @@ static uint64_t bytes_moved(const struct transfer *t)
 	return t->queued - pending;
 }
 
+/* Tell the upload's owner how it ended, once, with the file still open. */
+static void end_upload(struct transfer *t)
+{
+	void (*fn)(void *, const struct upload_result *) = t->spec.upload_end;
+	if (fn == NULL)
+		return;
+	t->spec.upload_end = NULL;
+	struct upload_result r = {
+		.stored = t->complete || t->written > 0,
+		.over_quota = t->over_quota,
+		.file_fd = t->spec.file_fd,
+	};
+	fn(t->spec.upload_ctx, &r);
+}
+
 static void release(struct transfer *t)
 {
+	end_upload(t);
 	if (t->pace_timer != NULL)
 		event_free(t->pace_timer);
 	if (t->io_ev != NULL)
@@ -140,8 +157,6 @@ static void release(struct transfer *t)
 		close(t->spec.file_fd);
 	if (t->spec.fill_free != NULL)
 		t->spec.fill_free(t->spec.fill_ctx);
-	if (t->spec.upload_end != NULL)
-		t->spec.upload_end(t->spec.upload_ctx, t->complete || t->written > 0);
 	free(t);
 }
 
@@ -185,6 +200,8 @@ static void finish(struct transfer *t, int code, const char *text)
 	struct session *s = t->s;
 	record(t, code == R_226_CLOSING_DATA);
 	t->complete = code == R_226_CLOSING_DATA;
+	/* What the upload's end changes (its file, the quota tally) is done before the reply. */
+	end_upload(t);
 	/* text may live in t (done_text): reply before t goes. */
 	if (text != NULL)
 		session_reply(s, code, text);
@@ -508,6 +525,30 @@ static int write_file(struct transfer *t, const uint8_t *p, size_t n)
 	return rc;
 }
 
+/* Bytes the upload may still write within the user's quota (UINT64_MAX: no quota). */
+static uint64_t room_left(const struct transfer *t)
+{
+	return t->spec.quota_room > t->written ? t->spec.quota_room - t->written : 0;
+}
+
+/* drain_upload's answer when the client sent more than the quota leaves room for. */
+#define OVER_QUOTA 1
+
+/*
+ * The client sent more than fits: the bytes beyond the quota are not written, the reply
+ * is 552 (RFC 959: "exceeded storage allocation") and the data connection closes.
+ */
+static void stop_at_quota(struct transfer *t)
+{
+	char text[96];
+	t->over_quota = true;
+	log_info("session %llu: upload of %s stopped at the user's quota after %llu bytes",
+		 (unsigned long long)t->s->id, LOG_Q(t->spec.path), (unsigned long long)t->written);
+	snprintf(text, sizeof(text), "Quota exceeded; %llu bytes stored.",
+		 (unsigned long long)t->written);
+	finish(t, R_552_EXCEEDED, text);
+}
+
 /* Write n bytes that arrived to the file, TYPE A converted.  Returns 0 or -errno. */
 static int store(struct transfer *t, const uint8_t *p, size_t n)
 {
@@ -526,15 +567,22 @@ static int store(struct transfer *t, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Write what has arrived over TLS to the file.  Returns 0 or -errno. */
+/*
+ * Write what has arrived over TLS to the file, as far as the quota allows.  Returns 0,
+ * OVER_QUOTA when bytes are left that do not fit, or -errno.
+ */
 static int drain_upload(struct transfer *t)
 {
 	if (t->bev == NULL)
 		return 0; /* a clear upload: nothing waits in user space */
 	struct evbuffer *in = bufferevent_get_input(t->bev);
 	while (evbuffer_get_length(in) > 0) {
+		uint64_t room = room_left(t);
+		if (room == 0)
+			return OVER_QUOTA;
 		if (!t->spec.ascii) {
-			int n = evbuffer_write(in, t->spec.file_fd);
+			size_t most = room < (uint64_t)INT32_MAX ? (size_t)room : (size_t)INT32_MAX;
+			int n = evbuffer_write_atmost(in, t->spec.file_fd, (ev_ssize_t)most);
 			if (n < 0) {
 				if (errno == EINTR)
 					continue;
@@ -544,7 +592,8 @@ static int drain_upload(struct transfer *t)
 			continue;
 		}
 		uint8_t raw[CHUNK];
-		int n = evbuffer_remove(in, raw, sizeof(raw));
+		/* TYPE A writes at most what it reads (CR LF becomes LF): never past the room. */
+		int n = evbuffer_remove(in, raw, room < sizeof(raw) ? (size_t)room : sizeof(raw));
 		if (n <= 0)
 			return -EIO;
 		int rc = store(t, raw, (size_t)n);
@@ -572,6 +621,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 	int rc = drain_upload(t);
 	if (rc < 0)
 		upload_failed(t, rc);
+	else if (rc == OVER_QUOTA)
+		stop_at_quota(t);
 }
 
 static void upload_done(struct transfer *t);
@@ -648,6 +699,27 @@ static int pipe_to_file(struct transfer *t, size_t n)
 }
 
 /*
+ * A clear upload has filled its quota room: one byte more from the client is one too many
+ * (552); the end of the data instead is a complete upload that fit exactly.
+ */
+static void plain_at_quota(struct transfer *t, int fd)
+{
+	uint8_t probe;
+	ssize_t n;
+	do {
+		n = read(fd, &probe, 1);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		stop_at_quota(t);
+	} else if (n == 0) {
+		upload_done(t);
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		log_stopped(t, "data connection", errno);
+		finish(t, R_426_TRANSFER_ABORTED, "Data connection broken; transfer aborted.");
+	}
+}
+
+/*
  * A clear upload's socket is readable (or the data time-out passed: the event is
  * persistent, so the time-out restarts whenever data comes).  Not a bufferevent: libevent
  * 2.1 reads at most 16 KiB a call (EVBUFFER_MAX_READ), with an ioctl(FIONREAD), a readv
@@ -666,6 +738,11 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < UPLOAD_READS; i++) {
 		bool spliced = !t->spec.ascii && !t->no_splice && upload_pipe[0] >= 0;
 		size_t want = spliced ? upload_pipe_size : UPLOAD_BUF;
+		uint64_t room = room_left(t);
+		if (room == 0) {
+			plain_at_quota(t, fd);
+			return;
+		}
 		uint64_t allowed = pace_allowed(t);
 		if (allowed == 0) {
 			pace_pause(t);
@@ -673,6 +750,8 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 		}
 		if (want > allowed)
 			want = (size_t)allowed;
+		if (want > room)
+			want = (size_t)room; /* TYPE A writes at most what it reads */
 		ssize_t n = spliced ? splice(fd, NULL, upload_pipe[1], NULL, want,
 					     SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
 				    : read(fd, upload_buf, want);
@@ -704,6 +783,21 @@ static void on_plain_upload(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The same as plain_at_quota, over TLS. */
+static void tls_at_quota(struct transfer *t)
+{
+	uint8_t probe;
+	ssize_t n = tls_read(t->bev, &probe, 1);
+	if (n > 0) {
+		stop_at_quota(t);
+	} else if (n == 0) {
+		upload_done(t);
+	} else if (n != -EAGAIN) {
+		log_stopped(t, "data connection", (int)-n);
+		finish(t, R_426_TRANSFER_ABORTED, "Data connection broken; transfer aborted.");
+	}
+}
+
 /*
  * A TLS upload past its handshake, read here rather than by libevent's TLS bufferevent,
  * which takes one 16 KiB record per wake-up (two reads and an epoll_wait each): OpenSSL
@@ -720,12 +814,19 @@ static void on_tls_upload(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	for (int i = 0; i < UPLOAD_READS; i++) {
+		uint64_t room = room_left(t);
+		if (room == 0) {
+			tls_at_quota(t);
+			return;
+		}
 		uint64_t allowed = pace_allowed(t);
 		if (allowed == 0) {
 			pace_pause(t);
 			return;
 		}
 		size_t limit = allowed < UPLOAD_BUF ? (size_t)allowed : UPLOAD_BUF;
+		if (limit > room)
+			limit = (size_t)room; /* TYPE A writes at most what it reads */
 		size_t got = 0;
 		ssize_t n = 1;
 		while (got < limit && (n = tls_read(t->bev, upload_buf + got, limit - got)) > 0)
@@ -759,7 +860,11 @@ static void upload_done(struct transfer *t)
 	if (rc == 0 && t->spec.ascii) {
 		uint8_t cr[1];
 		size_t m = ascii_from_crlf_flush(&t->ascii, cr);
-		rc = write_file(t, cr, m);
+		rc = m > room_left(t) ? OVER_QUOTA : write_file(t, cr, m);
+	}
+	if (rc == OVER_QUOTA) {
+		stop_at_quota(t);
+		return;
 	}
 	if (rc < 0) {
 		upload_failed(t, rc);
@@ -863,6 +968,10 @@ static void data_handshake_done(struct transfer *t)
 		if (truncate_for_store(t) < 0)
 			return;
 		int rc = drain_upload(t); /* anything libevent read with the handshake */
+		if (rc == OVER_QUOTA) {
+			stop_at_quota(t);
+			return;
+		}
 		if (rc < 0) {
 			upload_failed(t, rc);
 			return;
@@ -1066,12 +1175,14 @@ void transfer_start(struct session *s, struct transfer_spec *spec)
 {
 	struct transfer *t = calloc(1, sizeof(*t));
 	if (t == NULL) {
+		if (spec->upload_end != NULL) {
+			struct upload_result r = { .stored = false, .file_fd = spec->file_fd };
+			spec->upload_end(spec->upload_ctx, &r);
+		}
 		if (spec->file_fd >= 0)
 			close(spec->file_fd);
 		if (spec->fill_free != NULL)
 			spec->fill_free(spec->fill_ctx);
-		if (spec->upload_end != NULL)
-			spec->upload_end(spec->upload_ctx, false);
 		session_reply(s, R_451_LOCAL_ERROR, "Out of memory.");
 		return;
 	}

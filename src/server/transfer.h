@@ -27,6 +27,13 @@ struct transfer;
  */
 typedef int xfer_fill_fn(void *ctx, struct evbuffer *out);
 
+/* How an upload ended, for its upload_end callback. */
+struct upload_result {
+	bool stored;     /* a byte was written, or the upload completed (an empty file is one) */
+	bool over_quota; /* stopped at quota_room: ends in 552 */
+	int file_fd;     /* the file, still open (the callback may fstat or cut it) */
+};
+
 struct transfer_spec {
 	bool upload;
 	int file_fd;                  /* uploads and file downloads; owned by the transfer */
@@ -39,12 +46,18 @@ struct transfer_spec {
 	void *fill_ctx;
 	void (*fill_free)(void *ctx); /* frees fill_ctx; called exactly once */
 	/*
-	 * Uploads: called exactly once at the end, stored telling whether a byte was written
-	 * or the upload completed (an empty file is a complete upload); frees upload_ctx.
-	 * STOR uses it to remove a file it created for an upload that never came.
+	 * Uploads: called exactly once at the end, before the final reply is queued (so that
+	 * what it changes is done when the client reads it); frees upload_ctx.  STOR uses it
+	 * to remove a file it created for an upload that never came, and for the quota tally.
 	 */
-	void (*upload_end)(void *ctx, bool stored);
+	void (*upload_end)(void *ctx, const struct upload_result *r);
 	void *upload_ctx;
+	/*
+	 * Uploads: the most bytes that may be written to the file (the user's quota, quota.h;
+	 * UINT64_MAX: no limit).  A client that sends more gets 552 and its data connection
+	 * closed; what fit stays in the file (upload_end decides).
+	 */
+	uint64_t quota_room;
 	char path[VPATH_MAX];         /* virtual path, for logs and replies */
 	char opening[512];            /* text of the 150 reply */
 	char done_text[VPATH_MAX + 64]; /* text of the 226 reply ("" = default) */

@@ -67,11 +67,6 @@ int users_parse_line(const char *line, struct user_entry *e, const char **why)
 		struct user_settings set;
 		if (user_settings_parse(p, strlen(p), &set, why) < 0)
 			return -1;
-		if (user_settings_quota(&set)) {
-			/* Refused, not ignored: a limit the administrator set must hold. */
-			*why = "quota_bytes and quota_files are not enforced by this version";
-			return -1;
-		}
 		if (user_settings_any(&set)) {
 			e->set = malloc(sizeof(*e->set));
 			if (e->set == NULL) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <linux/openat2.h>
@@ -65,11 +66,88 @@ int vfs_open_root(const char *dir)
 	return fd < 0 ? -errno : fd;
 }
 
+/* Whether name in the directory dir is the root's tally: -ENOENT if so, else 0. */
+static int hide_in(int root, int dir, const char *name)
+{
+	if (strcmp(name, VFS_TALLY_NAME) != 0)
+		return 0;
+	return vfs_is_root(root, dir) == 1 ? -ENOENT : 0;
+}
+
+/* Open the parent of vpath and point *name at its last component (never the tally). */
+static int open_parent(int root, const char *vpath, const char **name)
+{
+	char parent[VPATH_MAX];
+	int rc = path_split(vpath, parent, sizeof(parent), name);
+	if (rc < 0)
+		return -EINVAL; /* the root itself has no parent: nothing to create or remove */
+	int dir = sys_openat2(root, path_relative(parent), O_PATH | O_DIRECTORY, 0);
+	if (dir >= 0 && (rc = hide_in(root, dir, *name)) < 0) {
+		close(dir);
+		return rc;
+	}
+	return dir;
+}
+
+/*
+ * -ENOENT when vpath names the tally, else 0.  Only a path whose last component is the
+ * tally's name costs a look at its parent (a symlinked directory may lead to the root).
+ */
+static int hide_path(int root, const char *vpath)
+{
+	if (strcmp(path_basename(vpath), VFS_TALLY_NAME) != 0)
+		return 0;
+	const char *name;
+	int dir = open_parent(root, vpath, &name);
+	if (dir == -ENOENT)
+		return dir;
+	if (dir >= 0)
+		close(dir);
+	return 0; /* a parent that does not open: the operation itself fails as it should */
+}
+
+/* -EACCES when fd is the root's tally, reached through a symlink; else 0. */
+static int refuse_tally(int root, int fd)
+{
+	struct stat t, f;
+	if (fstatat(root, VFS_TALLY_NAME, &t, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &f) < 0)
+		return -errno;
+	return t.st_dev == f.st_dev && t.st_ino == f.st_ino ? -EACCES : 0;
+}
+
+/* Open, hiding the tally; a descriptor that may change a file must not be the tally's. */
+static int open_visible(int root, const char *vpath, int flags, mode_t mode, bool changes)
+{
+	int rc = hide_path(root, vpath);
+	if (rc < 0)
+		return rc;
+	int fd = sys_openat2(root, path_relative(vpath), flags, mode);
+	if (fd < 0 || !changes)
+		return fd;
+	if ((rc = refuse_tally(root, fd)) < 0) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
 int vfs_open(int root, const char *vpath, int flags, mode_t mode)
 {
 	if (fs_proxy_is_remote(root))
 		return remote(root, FS_OPEN, vpath, NULL, flags, mode, NULL);
-	return sys_openat2(root, path_relative(vpath), flags, mode);
+	return open_visible(root, vpath, flags, mode, (flags & O_ACCMODE) != O_RDONLY);
+}
+
+static int stat_path(int root, const char *vpath, int flags, struct stat *st)
+{
+	int fd = open_visible(root, vpath, O_PATH | flags, 0, false);
+	if (fd < 0)
+		return fd;
+	int rc = fstat(fd, st) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
 }
 
 int vfs_stat(int root, const char *vpath, struct stat *st)
@@ -81,29 +159,21 @@ int vfs_stat(int root, const char *vpath, struct stat *st)
 			*st = rep.st;
 		return rc;
 	}
-	int fd = sys_openat2(root, path_relative(vpath), O_PATH, 0);
-	if (fd < 0)
-		return fd;
-	int rc = fstat(fd, st) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
+	return stat_path(root, vpath, 0, st);
+}
+
+int vfs_lstat(int root, const char *vpath, struct stat *st)
+{
+	if (fs_proxy_is_remote(root))
+		return -ENOTSUP;
+	return stat_path(root, vpath, O_NOFOLLOW, st);
 }
 
 int vfs_opendir(int root, const char *vpath)
 {
 	if (fs_proxy_is_remote(root))
 		return remote(root, FS_OPENDIR, vpath, NULL, 0, 0, NULL);
-	return sys_openat2(root, path_relative(vpath), O_RDONLY | O_DIRECTORY, 0);
-}
-
-/* Open the parent of vpath and point *name at its last component. */
-static int open_parent(int root, const char *vpath, const char **name)
-{
-	char parent[VPATH_MAX];
-	int rc = path_split(vpath, parent, sizeof(parent), name);
-	if (rc < 0)
-		return -EINVAL; /* the root itself has no parent: nothing to create or remove */
-	return sys_openat2(root, path_relative(parent), O_PATH | O_DIRECTORY, 0);
+	return open_visible(root, vpath, O_RDONLY | O_DIRECTORY, 0, false);
 }
 
 int vfs_mkdir(int root, const char *vpath, mode_t mode)
@@ -119,13 +189,20 @@ int vfs_mkdir(int root, const char *vpath, mode_t mode)
 	return rc;
 }
 
-static int remove_entry(int root, const char *vpath, int flags)
+/* Remove vpath's entry; *gone (may be NULL) gets what it was, st_mode 0 if unknown. */
+static int remove_entry(int root, const char *vpath, int flags, struct stat *gone)
 {
 	const char *name;
+	if (gone != NULL)
+		gone->st_mode = 0;
 	int dir = open_parent(root, vpath, &name);
 	if (dir < 0)
 		return dir;
+	if (gone != NULL && fstatat(dir, name, gone, AT_SYMLINK_NOFOLLOW) < 0)
+		gone->st_mode = 0;
 	int rc = unlinkat(dir, name, flags) < 0 ? -errno : 0;
+	if (rc < 0 && gone != NULL)
+		gone->st_mode = 0;
 	close(dir);
 	return rc;
 }
@@ -134,21 +211,51 @@ int vfs_rmdir(int root, const char *vpath)
 {
 	if (fs_proxy_is_remote(root))
 		return remote(root, FS_RMDIR, vpath, NULL, 0, 0, NULL);
-	return remove_entry(root, vpath, AT_REMOVEDIR);
+	return remove_entry(root, vpath, AT_REMOVEDIR, NULL);
 }
 
 int vfs_unlink(int root, const char *vpath)
 {
 	if (fs_proxy_is_remote(root))
 		return remote(root, FS_UNLINK, vpath, NULL, 0, 0, NULL);
-	return remove_entry(root, vpath, 0);
+	return remove_entry(root, vpath, 0, NULL);
 }
 
-int vfs_rename(int root, const char *from, const char *to)
+int vfs_unlink_stat(int root, const char *vpath, struct stat *gone)
+{
+	if (fs_proxy_is_remote(root)) {
+		gone->st_mode = 0; /* local users keep no tally (quota.h) */
+		return remote(root, FS_UNLINK, vpath, NULL, 0, 0, NULL);
+	}
+	return remove_entry(root, vpath, 0, gone);
+}
+
+int vfs_unlink_same(int root, const char *vpath, dev_t dev, ino_t ino)
 {
 	if (fs_proxy_is_remote(root))
+		return -ENOTSUP;
+	const char *name;
+	int dir = open_parent(root, vpath, &name);
+	if (dir < 0)
+		return dir;
+	struct stat st;
+	int rc = fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	if (rc == 0 && (st.st_dev != dev || st.st_ino != ino || !S_ISREG(st.st_mode)))
+		rc = -ESTALE;
+	if (rc == 0 && unlinkat(dir, name, 0) < 0)
+		rc = -errno;
+	close(dir);
+	return rc;
+}
+
+int vfs_rename_stat(int root, const char *from, const char *to, struct stat *replaced)
+{
+	if (fs_proxy_is_remote(root)) {
+		replaced->st_mode = 0;
 		return remote(root, FS_RENAME, from, to, 0, 0, NULL);
+	}
 	const char *from_name, *to_name;
+	replaced->st_mode = 0;
 	int from_dir = open_parent(root, from, &from_name);
 	if (from_dir < 0)
 		return from_dir;
@@ -157,10 +264,23 @@ int vfs_rename(int root, const char *from, const char *to)
 		close(from_dir);
 		return to_dir;
 	}
+	struct stat src;
+	if (fstatat(to_dir, to_name, replaced, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (fstatat(from_dir, from_name, &src, AT_SYMLINK_NOFOLLOW) == 0 &&
+	     src.st_dev == replaced->st_dev && src.st_ino == replaced->st_ino))
+		replaced->st_mode = 0; /* nothing there, or the same file: rename removes nothing */
 	int rc = renameat(from_dir, from_name, to_dir, to_name) < 0 ? -errno : 0;
+	if (rc < 0)
+		replaced->st_mode = 0;
 	close(from_dir);
 	close(to_dir);
 	return rc;
+}
+
+int vfs_rename(int root, const char *from, const char *to)
+{
+	struct stat replaced;
+	return vfs_rename_stat(root, from, to, &replaced);
 }
 
 int vfs_set_mtime(int root, const char *vpath, time_t mtime)
@@ -179,7 +299,7 @@ int vfs_set_mtime(int root, const char *vpath, time_t mtime)
 		free(q);
 		return rc;
 	}
-	int fd = sys_openat2(root, path_relative(vpath), O_PATH, 0);
+	int fd = open_visible(root, vpath, O_PATH, 0, true);
 	if (fd < 0)
 		return fd;
 	struct timespec times[2] = {
@@ -231,6 +351,11 @@ int vfs_create(int root, const char *vpath, int flags, mode_t mode, struct vfs_c
 	int dir = sys_openat2(root, path_relative(parent), O_PATH | O_DIRECTORY, 0);
 	if (dir < 0)
 		return dir;
+	int rc = hide_in(root, dir, made->name);
+	if (rc < 0) {
+		close(dir);
+		return rc;
+	}
 	/*
 	 * One component beneath a directory already resolved in the root: the file is made
 	 * exactly there, so vfs_uncreate finds it by this descriptor and name.  The name

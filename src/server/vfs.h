@@ -21,6 +21,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/*
+ * The quota tally (quota.h) in a root.  No client path reaches it: every function here
+ * answers -ENOENT for it, by whatever directory path it is named (the last component's
+ * parent is compared with the root by device and inode), and a file opened for writing, or
+ * whose time is set, through a symlink that leads to it is refused with -EACCES.
+ */
+#define VFS_TALLY_NAME ".ftpquota"
+
 /* Open a real directory as a root.  Returns an O_PATH descriptor or -errno. */
 int vfs_open_root(const char *dir);
 
@@ -28,13 +36,24 @@ int vfs_open_root(const char *dir);
 int vfs_open(int root, const char *vpath, int flags, mode_t mode);
 /* stat following symlinks (resolved in root). */
 int vfs_stat(int root, const char *vpath, struct stat *st);
+/* stat not following a last symlink (resolved in root): what DELE and RNTO replace. */
+int vfs_lstat(int root, const char *vpath, struct stat *st);
 /* Open a directory for reading (listing) or as a working directory check. */
 int vfs_opendir(int root, const char *vpath);
 int vfs_mkdir(int root, const char *vpath, mode_t mode);
 int vfs_rmdir(int root, const char *vpath);
 int vfs_unlink(int root, const char *vpath);
+/* Unlink, and say what went in *gone (lstat'ed just before; st_mode 0 on error). */
+int vfs_unlink_stat(int root, const char *vpath, struct stat *gone);
+/* Unlink vpath only if it still names the file dev/ino (a regular file).  -ESTALE if not. */
+int vfs_unlink_same(int root, const char *vpath, dev_t dev, ino_t ino);
 /* Rename; refuses to replace an existing directory with a file and vice versa (as rename(2)). */
 int vfs_rename(int root, const char *from, const char *to);
+/*
+ * The same, and say in *replaced what the rename removed at to (lstat'ed just before;
+ * st_mode 0 when nothing, or when from and to were the same file, which rename leaves).
+ */
+int vfs_rename_stat(int root, const char *from, const char *to, struct stat *replaced);
 /* Set the modification time (MFMT), leaving the access time alone. */
 int vfs_set_mtime(int root, const char *vpath, time_t mtime);
 

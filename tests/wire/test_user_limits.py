@@ -92,12 +92,16 @@ def test_bad_settings_are_refused_at_start_with_the_line(start_ferryd, tmp_path)
     assert re.search(r"users1:1: a quota or rate takes a number", srv.log), srv.log
 
 
-def test_quota_is_refused_until_enforced(start_ferryd, tmp_path):
-    u = user(tmp_path, "q", "quota_bytes=10M")
-    srv = start_ferryd(users=[u], ready=False)
-    assert srv.proc.wait(timeout=30) == 2
-    srv.stopped = True
-    assert "users1:1: quota_bytes and quota_files are not enforced" in srv.log, srv.log
+def test_quota_is_enforced_not_refused(start_ferryd, tmp_path):
+    """Quotas load (this version enforces them: tests/wire/test_quota.py) and hold."""
+    u = user(tmp_path, "q", "quota_bytes=10K quota_files=1", "read,write")
+    srv = start_ferryd(users=[u])
+    with login(srv, "q") as c:
+        c.stor("f", b"x" * 100)
+        t = c.transfer("STOR g", upload=b"y")
+        assert t.prelim.code == 552, t.prelim
+    assert (tmp_path / "home-q" / ".ftpquota").read_text() == "1 100\n"
+    assert not (tmp_path / "home-q" / "g").exists()
 
 
 # -- networks a user may log in from --------------------------------------------------------
