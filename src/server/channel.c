@@ -95,6 +95,21 @@ int msg_write(int sock, enum msg_type type, const void *payload, int fd)
 	return msg_write_raw(sock, buf, len, fd);
 }
 
+int msg_hand_over(int ctl, enum msg_type type)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	struct msg_empty m = { 0 };
+	int rc = msg_write(ctl, type, &m, sv[1]);
+	close(sv[1]);
+	if (rc < 0) {
+		close(sv[0]);
+		return rc;
+	}
+	return sv[0];
+}
+
 int msg_read(int sock, enum msg_role role, bool block, enum msg_type *type, union msg_payload *p,
 	     int *fd)
 {

@@ -267,6 +267,12 @@ const struct msg_def *msg_def_of(unsigned type);
  * (-EAGAIN on a full non-blocking socket).
  */
 int msg_write(int sock, enum msg_type type, const void *payload, int fd);
+/*
+ * A new connection handed to a helper: a socketpair whose one end goes to ctl attached to
+ * an empty message of type (PORT20_CHANNEL, LOCAL_CHANNEL, FILES_CONN).  Returns the other
+ * end, or -errno.
+ */
+int msg_hand_over(int ctl, enum msg_type type);
 /* Send len bytes as one packet, as they are (the fuzz target's hostile peer). */
 int msg_write_raw(int sock, const void *buf, size_t len, int fd);
 /*

@@ -296,15 +296,9 @@ static int connect_helper(struct local *l, const struct identity *id, const char
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (h == NULL && (h = start_helper(l, id, root)) == NULL)
 			return -1;
-		int sv[2];
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-			return -1;
-		struct msg_empty m = { 0 };
-		int rc = msg_write(h->ctl, MSG_FILES_CONN, &m, sv[1]);
-		close(sv[1]);
-		if (rc == 0)
-			return sv[0];
-		close(sv[0]);
+		int conn = msg_hand_over(h->ctl, MSG_FILES_CONN);
+		if (conn >= 0)
+			return conn;
 		/* It has just ended: forget it, and start another. */
 		for (unsigned i = 0; i < l->n_helpers; i++) {
 			if (l->helpers[i] == h) {
@@ -605,21 +599,6 @@ pid_t local_auth_start(const struct config *cfg, int *ctl)
 	close(sv[1]);
 	*ctl = sv[0];
 	return pid;
-}
-
-int local_auth_new_channel(int ctl)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	struct msg_empty m = { 0 };
-	int rc = msg_write(ctl, MSG_LOCAL_CHANNEL, &m, sv[1]);
-	close(sv[1]);
-	if (rc < 0) {
-		close(sv[0]);
-		return rc;
-	}
-	return sv[0];
 }
 
 int local_auth_login(int chan, unsigned source, const char *name, const char *password,

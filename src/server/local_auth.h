@@ -12,8 +12,6 @@
 
 /* Fork the helper (as root, before the master drops privileges); *ctl: its channel. */
 pid_t local_auth_start(const struct config *cfg, int *ctl);
-/* A channel for a new worker (the master's): the worker's end, or -errno. */
-int local_auth_new_channel(int ctl);
 /*
  * A worker's password thread: check name and password, with PAM (LOCAL_SOURCE_PAM) or as
  * a directory user with its own ids (LOCAL_SOURCE_LDAP, ldap_own_ids).  Returns 0 with rep->status 1

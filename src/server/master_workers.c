@@ -49,13 +49,13 @@ static int spawn_worker(struct master *m, unsigned slot_no)
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
 	int p20 = -1;
 	if (m->port20_ctl >= 0) {
-		p20 = port20_new_channel(m->port20_ctl);
+		p20 = msg_hand_over(m->port20_ctl, MSG_PORT20_CHANNEL);
 		if (p20 < 0)
 			log_warn("no channel to the port-20 helper: %s", strerror(-p20));
 	}
 	int loc = -1;
 	if (m->local_ctl >= 0) {
-		loc = local_auth_new_channel(m->local_ctl);
+		loc = msg_hand_over(m->local_ctl, MSG_LOCAL_CHANNEL);
 		if (loc < 0)
 			log_warn("no channel to the local-users helper: %s; local users cannot "
 				 "log in on this worker", strerror(-loc));

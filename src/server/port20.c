@@ -152,21 +152,6 @@ pid_t port20_start(const char *user, int *ctl)
 	return pid;
 }
 
-int port20_new_channel(int ctl)
-{
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	struct msg_empty m = { 0 };
-	int rc = msg_write(ctl, MSG_PORT20_CHANNEL, &m, sv[1]);
-	close(sv[1]);
-	if (rc < 0) {
-		close(sv[0]);
-		return rc;
-	}
-	return sv[0];
-}
-
 int port20_request(int chan, const struct sockaddr_storage *addr)
 {
 	struct msg_port20_req req = { .local = *addr };

@@ -15,8 +15,6 @@
  * it.  Returns the helper's pid, or -errno.
  */
 pid_t port20_start(const char *user, int *ctl);
-/* Master: give the helper a new worker's channel; returns the worker's end or -errno. */
-int port20_new_channel(int ctl);
 /* Worker: a socket bound to port 20 on addr (blocking round trip).  fd or -errno. */
 int port20_request(int chan, const struct sockaddr_storage *addr);
 

@@ -267,3 +267,13 @@ def pg_cluster():
         yield c
     finally:
         c.cleanup()
+
+
+@pytest.fixture
+def pg(pg_cluster):
+    """The module's cluster with an empty ferry_users, running again after the test (which
+    may stop it)."""
+    pg_cluster.psql("DELETE FROM ferry_users")
+    yield pg_cluster
+    if pg_cluster.pid() is None:
+        pg_cluster.start()

@@ -286,3 +286,24 @@ def slapd(tmp_path_factory, request):
     """A module's slapd, loaded with the module's LDAP_ENTRIES (LDIF text) if it has any."""
     with make_slapd(tmp_path_factory, getattr(request.module, "LDAP_ENTRIES", "")) as d:
         yield d
+
+
+PEOPLE = "ou=people,dc=ferry,dc=test"
+
+
+def person(uid, password, home, number, extra=""):
+    """The LDIF of a posixAccount with the ferry attributes' class, beneath PEOPLE; extra:
+    more attribute lines."""
+    return f"""dn: uid={uid},{PEOPLE}
+objectClass: inetOrgPerson
+objectClass: posixAccount
+objectClass: ferryAccount
+uid: {uid}
+cn: {uid}
+sn: {uid}
+uidNumber: {number}
+gidNumber: {number}
+homeDirectory: {home}
+userPassword: {ssha(password)}
+{extra}
+"""

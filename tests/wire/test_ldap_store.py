@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FERRYD
-from slapd import Slapd, free_port, slapd, ssha  # noqa: F401 (slapd is a fixture)
+from slapd import PEOPLE, Slapd, free_port, person, slapd, ssha  # noqa: F401 (slapd is a fixture)
 
 PROBE = os.environ.get("FERRY_LDAP_PROBE",
                        str(Path(FERRYD).resolve().parents[2] / "tests" / "ldap_probe"))
@@ -25,23 +25,8 @@ OK, REFUSED, ERROR, BADCONF = 0, 1, 2, 3
 PERM_READ, PERM_WRITE, PERM_DELETE, PERM_RENAME, PERM_MKDIR = 1, 2, 4, 8, 16
 FILTER = "(&(objectClass=posixAccount)(uid=%u)(!(ferryDisabled=TRUE)))"
 TIMEOUT_MS = 1500
-PEOPLE = "ou=people,dc=ferry,dc=test"
 
 
-def person(uid, password, home, number, extra=""):
-    return f"""dn: uid={uid},{PEOPLE}
-objectClass: inetOrgPerson
-objectClass: posixAccount
-objectClass: ferryAccount
-uid: {uid}
-cn: {uid}
-sn: {uid}
-uidNumber: {number}
-gidNumber: {number}
-homeDirectory: {home}
-userPassword: {ssha(password)}
-{extra}
-"""
 
 
 LDAP_ENTRIES = "\n".join([

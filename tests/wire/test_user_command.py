@@ -16,7 +16,7 @@ import pytest
 
 from conftest import FERRYD, SANITIZER, make_traversable, require_binary
 from ftpwire import write_file
-from pgcluster import pg_cluster  # noqa: F401 (a fixture)
+from pgcluster import pg, pg_cluster  # noqa: F401 (fixtures)
 
 TIMEOUT_MS = 1000       # users_pg_timeout given to `ferryd user` and the servers
 NAME_RULE = ("user names are 1-63 bytes without spaces, control characters or ':', and do not "
@@ -342,14 +342,6 @@ def test_store_choice(tmp_path):
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
-@pytest.fixture
-def pg(pg_cluster):  # noqa: F811
-    pg_cluster.psql("DELETE FROM ferry_users")
-    yield pg_cluster
-    if pg_cluster.pid() is None:
-        pg_cluster.start()
-
-
 def pg_cmd(pg, base, *args, **kw):
     return user_cmd("--users-pg", pg.conninfo(), "--users-pg-timeout", TIMEOUT_MS,
                     "--home-base", base, *args, **kw)

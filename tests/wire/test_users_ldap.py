@@ -9,26 +9,11 @@ import time
 import pytest
 
 from ftpwire import Control, write_file
-from slapd import Slapd, slapd_available, ssha
+from slapd import Slapd, person, slapd_available
 
-PEOPLE = "ou=people,dc=ferry,dc=test"
 FILTER = "(&(objectClass=posixAccount)(uid=%u)(!(ferryDisabled=TRUE)))"
 
 
-def person(uid, password, home, number, extra=""):
-    return f"""dn: uid={uid},{PEOPLE}
-objectClass: inetOrgPerson
-objectClass: posixAccount
-objectClass: ferryAccount
-uid: {uid}
-cn: {uid}
-sn: {uid}
-uidNumber: {number}
-gidNumber: {number}
-homeDirectory: {home}
-userPassword: {ssha(password)}
-{extra}
-"""
 
 
 @pytest.fixture

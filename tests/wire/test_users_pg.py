@@ -10,7 +10,7 @@ import pytest
 
 from conftest import crypt_hash
 from ftpwire import Control, write_file
-from pgcluster import pg_cluster  # noqa: F401 (a fixture)
+from pgcluster import pg, pg_cluster  # noqa: F401 (fixtures)
 
 
 def add_user(pg, name, password, home, permissions="read", settings="", disabled=False):
@@ -21,14 +21,6 @@ def add_user(pg, name, password, home, permissions="read", settings="", disabled
             "ON CONFLICT (name) DO UPDATE SET hash = EXCLUDED.hash, home = EXCLUDED.home, "
             "permissions = EXCLUDED.permissions, settings = EXCLUDED.settings, "
             "disabled = EXCLUDED.disabled")
-
-
-@pytest.fixture
-def pg(pg_cluster):  # noqa: F811
-    pg_cluster.psql("DELETE FROM ferry_users")
-    yield pg_cluster
-    if pg_cluster.pid() is None:
-        pg_cluster.start()
 
 
 def start(start_ferryd, pg, *args, base=None):
