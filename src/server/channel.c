@@ -6,6 +6,8 @@
 #include "server/channel.h"
 
 #include <errno.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,34 @@ int msg_write(int sock, enum msg_type type, const void *payload, int fd)
 	unsigned char buf[MSG_MAX];
 	size_t len = encode(buf, type, payload);
 	return msg_write_raw(sock, buf, len, fd);
+}
+
+pid_t msg_fork_helper(const char *name, int *ctl)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		/* The master's signals are its own; the helper goes when the master goes. */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGPIPE, SIG_IGN);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_NAME, name);
+		*ctl = sv[1];
+		return 0;
+	}
+	close(sv[1]);
+	*ctl = sv[0];
+	return pid;
 }
 
 int msg_hand_over(int ctl, enum msg_type type)

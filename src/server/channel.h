@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "server/fs_proxy.h"
 #include "server/user_settings.h"
@@ -267,6 +268,12 @@ const struct msg_def *msg_def_of(unsigned type);
  * (-EAGAIN on a full non-blocking socket).
  */
 int msg_write(int sock, enum msg_type type, const void *payload, int fd);
+/*
+ * Fork a helper process joined to the caller by a channel: in the child (0 returned) *ctl
+ * is the helper's end, SIGINT and SIGHUP ignored, SIGTERM when the parent dies, name its
+ * name; in the parent the child's pid (or -errno) and *ctl the parent's end.
+ */
+pid_t msg_fork_helper(const char *name, int *ctl);
 /*
  * A new connection handed to a helper: a socketpair whose one end goes to ctl attached to
  * an empty message of type (PORT20_CHANNEL, LOCAL_CHANNEL, FILES_CONN).  Returns the other

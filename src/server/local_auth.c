@@ -567,38 +567,22 @@ static _Noreturn void helper_main(struct local *l)
 
 pid_t local_auth_start(const struct config *cfg, int *ctl)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return -e;
+	int end = -1;
+	pid_t pid = msg_fork_helper("ferryd-local", &end);
+	if (pid != 0) {
+		*ctl = end;
+		return pid;
 	}
-	if (pid == 0) {
-		close(sv[0]);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGPIPE, SIG_IGN);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		prctl(PR_SET_NAME, "ferryd-local");
-		log_set_role("local users");
-		int rc = keep_only_setid();
-		if (rc < 0) {
-			log_error("cannot reduce privileges to CAP_SETUID and CAP_SETGID: %s",
-				  strerror(-rc));
-			_exit(1);
-		}
-		static struct local l;
-		l.cfg = cfg;
-		l.ctl = sv[1];
-		helper_main(&l);
+	log_set_role("local users");
+	int rc = keep_only_setid();
+	if (rc < 0) {
+		log_error("cannot reduce privileges to CAP_SETUID and CAP_SETGID: %s", strerror(-rc));
+		_exit(1);
 	}
-	close(sv[1]);
-	*ctl = sv[0];
-	return pid;
+	static struct local l;
+	l.cfg = cfg;
+	l.ctl = end;
+	helper_main(&l);
 }
 
 int local_auth_login(int chan, unsigned source, const char *name, const char *password,

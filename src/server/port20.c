@@ -122,34 +122,20 @@ static _Noreturn void helper_main(int ctl)
 
 pid_t port20_start(const char *user, int *ctl)
 {
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		return -errno;
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return -e;
+	int end = -1;
+	pid_t pid = msg_fork_helper("ferryd-port20", &end);
+	if (pid != 0) {
+		*ctl = end;
+		return pid;
 	}
-	if (pid == 0) {
-		close(sv[0]);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		prctl(PR_SET_NAME, "ferryd-port20");
-		int rc = drop_to_user(user);
-		if (rc < 0) {
-			log_error("port-20 helper: cannot drop to user %s: %s", user, strerror(-rc));
-			_exit(1);
-		}
-		if (sandbox_port20() < 0)
-			_exit(1);
-		helper_main(sv[1]);
+	int rc = drop_to_user(user);
+	if (rc < 0) {
+		log_error("port-20 helper: cannot drop to user %s: %s", user, strerror(-rc));
+		_exit(1);
 	}
-	close(sv[1]);
-	*ctl = sv[0];
-	return pid;
+	if (sandbox_port20() < 0)
+		_exit(1);
+	helper_main(end);
 }
 
 int port20_request(int chan, const struct sockaddr_storage *addr)
