@@ -32,7 +32,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
 
 failed=0
 found=0
-for target in command hostport path reply listing netaddr ascii num url netrc logsafe channel session; do
+for target in command hostport path reply listing netaddr ascii num url netrc logsafe user_settings quota channel session; do
 	bin=$builddir/fuzz/fuzz_$target
 	if [ ! -x "$bin" ]; then
 		echo "fuzz_$target: not built (configure with CC=clang and -Dfuzz=true)" >&2
