@@ -21,28 +21,39 @@
 #include "server/sandbox.h"
 
 #define FILES_MAX_CONNS 4096
+/*
+ * How long a helper without sessions waits before it asks to end: a client that logs in
+ * again at once (a script, a mirror tool opening one session per file) finds it still
+ * there instead of paying a fork, an exec and a sandbox per login.
+ */
+#define FILES_LINGER_MS 2000
 
 static int serve(int ctl, int root, struct pollfd *fds, union msg_payload *m)
 {
 	nfds_t n = 1;
 	fds[0] = (struct pollfd){ .fd = ctl, .events = POLLIN };
 	/* Idle is said only once a session has come and gone: its first is on its way. */
-	bool told_idle = true, ending = false;
+	bool told_idle = true, ending = false, lingered = false;
 	for (;;) {
 		if (n == 1 && ending)
 			return 0;
-		if (n == 1 && !told_idle) {
+		int wait = -1;
+		if (n == 1 && !told_idle && !lingered) {
+			wait = FILES_LINGER_MS; /* none left: linger a while first */
+		} else if (n == 1 && !told_idle) {
 			/* No session left: ask to end (a new one may already be on its way). */
 			struct msg_empty e = { 0 };
 			if (msg_write(ctl, MSG_FILES_IDLE, &e, -1) < 0)
 				return 0;
 			told_idle = true;
 		}
-		if (poll(fds, n, -1) < 0) {
+		int ready = poll(fds, n, wait);
+		if (ready < 0) {
 			if (errno == EINTR)
 				continue;
 			return 1;
 		}
+		lingered = ready == 0 && wait >= 0;
 		if (fds[0].revents != 0) {
 			enum msg_type type;
 			int fd;
@@ -50,6 +61,7 @@ static int serve(int ctl, int root, struct pollfd *fds, union msg_payload *m)
 			if (rc == 0 && type == MSG_FILES_CONN && fd >= 0 && n <= FILES_MAX_CONNS) {
 				fds[n++] = (struct pollfd){ .fd = fd, .events = POLLIN };
 				told_idle = false;
+				lingered = false;
 				fd = -1;
 			} else if (rc == 0 && type == MSG_FILES_EXIT) {
 				ending = true;
