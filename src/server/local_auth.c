@@ -12,9 +12,11 @@
  * sessions do not.  One process per user with sessions, made at the first login, ended
  * when the last session of the user has gone.
  *
- * The helper answers one request at a time, in the order they come, on one channel per
- * worker (LOCAL_LOGIN -> LOCAL_REPLY, messages.def); a worker's password thread waits for
- * its answer.  Workers never see a hash: PAM reads it, here.
+ * The helper takes requests on one channel per worker (LOCAL_LOGIN -> LOCAL_REPLY,
+ * messages.def); a worker's password thread waits for its answer, so a channel has at
+ * most one in flight.  Each PAM check runs in a child of its own (up to LOCAL_MAX_CHECKS at
+ * once), so that logins are checked in parallel.  Workers never see a hash: PAM reads
+ * it, here.
  */
 #include "server/local_auth.h"
 
@@ -61,6 +63,24 @@ struct files_helper {
 	int ctl;               /* FILES_CONN, FILES_IDLE, FILES_EXIT */
 };
 
+/* A login whose PAM check runs in a child (check_in_child). */
+struct pending {
+	int chan;              /* the worker's channel that waits for the answer */
+	int pipe;              /* the child's verdict */
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	char name[64];
+	char home[4096];
+};
+
+struct verdict {
+	int status;
+	char why[124];
+};
+
+#define LOCAL_MAX_CHECKS 32
+
 struct local {
 	const struct config *cfg;
 	int ctl;               /* from the master: LOCAL_CHANNEL */
@@ -69,6 +89,8 @@ struct local {
 	struct files_helper *helpers[LOCAL_MAX_HELPERS];
 	unsigned n_helpers;
 	struct ldap_source *ldap; /* ldap_own_ids: directory logins are checked here */
+	struct pending pending[LOCAL_MAX_CHECKS];
+	unsigned n_pending;
 };
 
 static void serve_login_pam(struct local *l, int chan, struct msg_local_login *q);
@@ -399,21 +421,124 @@ static void serve_login(struct local *l, int chan, struct msg_local_login *q)
 	serve_login_pam(l, chan, q);
 }
 
-static void serve_login_pam(struct local *l, int chan, struct msg_local_login *q)
+/* After PAM: the root, the file helper, the answer. */
+static void finish_login_pam(struct local *l, struct pending *p, int status, const char *why)
 {
-	const struct config *cfg = l->cfg;
 	struct msg_local_reply *rep = calloc(1, sizeof(*rep));
 	if (rep == NULL)
 		return;
+	rep->status = status;
+	char root[4096];
+	if (rep->status == 1 && expand_root(l->cfg->local_root, p->name, p->home, root,
+					    sizeof(root)) < 0) {
+		why = "local_root gives no absolute directory";
+		rep->status = -1;
+	}
+	int conn = -1;
+	struct identity id = { .name = p->name, .uid = p->uid, .gid = p->gid, .system = true };
+	if (rep->status == 1 && (conn = connect_helper(l, &id, root)) < 0) {
+		why = "no file helper";
+		rep->status = -1;
+	}
+	if (rep->status != 1) {
+		log_info("local users: user=%s refused: %s", LOG_Q(p->name), why);
+		answer(p->chan, rep, -1);
+		free(rep);
+		return;
+	}
+	rep->uid = p->uid;
+	rep->gid = p->gid;
+	str_copy(rep->name, sizeof(rep->name), p->name);
+	str_copy(rep->root, sizeof(rep->root), root);
+	answer(p->chan, rep, conn);
+	free(rep);
+}
+
+/*
+ * PAM in a child of its own, so that logins are checked in parallel (a yescrypt check is
+ * tens of milliseconds of one core): the child writes its verdict to a pipe and ends; the
+ * loop finishes the login when the verdict comes (finish_pending).  Without room for
+ * another child, or when fork fails, the check is made here.
+ */
+static void check_in_child(struct local *l, struct pending *p, const char *password)
+{
+	int fds[2] = { -1, -1 };
+	pid_t pid = -1;
+	if (l->n_pending < LOCAL_MAX_CHECKS && pipe2(fds, O_CLOEXEC) == 0)
+		pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		struct verdict v = { 0 };
+		const char *why = "";
+		v.status = pam_check(l->cfg->pam_service, p->name, password, &why);
+		snprintf(v.why, sizeof(v.why), "%s", why);
+		ssize_t w = write(fds[1], &v, sizeof(v));
+		_exit(w == (ssize_t)sizeof(v) ? 0 : 1);
+	}
+	if (pid < 0) {
+		if (fds[0] >= 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
+		const char *why = "";
+		int status = pam_check(l->cfg->pam_service, p->name, password, &why);
+		finish_login_pam(l, p, status, why);
+		return;
+	}
+	close(fds[1]);
+	p->pipe = fds[0];
+	p->pid = pid;
+	l->pending[l->n_pending++] = *p;
+}
+
+/*
+ * A worker's channel goes: its check in flight is dropped with it, before the descriptor
+ * number can come back as another worker's channel and get this answer.
+ */
+static void drop_pending_of(struct local *l, int chan)
+{
+	for (unsigned i = 0; i < l->n_pending; i++) {
+		if (l->pending[i].chan != chan)
+			continue;
+		kill(l->pending[i].pid, SIGKILL);
+		close(l->pending[i].pipe);
+		l->pending[i] = l->pending[--l->n_pending];
+		i--;
+	}
+}
+
+/* A checker's verdict has come (or it died): finish its login. */
+static void finish_pending(struct local *l, unsigned i)
+{
+	struct pending p = l->pending[i];
+	l->pending[i] = l->pending[--l->n_pending];
+	struct verdict v = { .status = -1 };
+	ssize_t n;
+	do {
+		n = read(p.pipe, &v, sizeof(v));
+	} while (n < 0 && errno == EINTR);
+	close(p.pipe);
+	if (n != (ssize_t)sizeof(v)) {
+		v.status = -1;
+		snprintf(v.why, sizeof(v.why), "the PAM check ended without a verdict");
+	}
+	v.why[sizeof(v.why) - 1] = '\0';
+	finish_login_pam(l, &p, v.status, v.why);
+}
+
+static void serve_login_pam(struct local *l, int chan, struct msg_local_login *q)
+{
+	const struct config *cfg = l->cfg;
 	q->name[sizeof(q->name) - 1] = '\0';
 	q->password[sizeof(q->password) - 1] = '\0';
 	const char *name = q->name, *why = NULL;
 	struct passwd pwbuf, *pw = NULL;
 	char strings[4096];
 	int e = getpwnam_r(name, &pwbuf, strings, sizeof(strings), &pw);
+	int status = 0;
 	if (pw == NULL) {
 		why = e != 0 ? "the account database cannot be read" : "no such user";
-		rep->status = e != 0 ? -1 : 0;
+		status = e != 0 ? -1 : 0;
 	} else if (pw->pw_uid == 0) {
 		why = "root may not log in";
 	} else if (in_ftpusers(cfg->ftpusers, name)) {
@@ -421,38 +546,20 @@ static void serve_login_pam(struct local *l, int chan, struct msg_local_login *q
 	} else if (cfg->local_check_shell && !shell_valid(pw->pw_shell)) {
 		why = "the shell is not in /etc/shells";
 	} else {
-		int r = pam_check(cfg->pam_service, name, q->password, &why);
-		rep->status = r;
+		struct pending p = { .chan = chan, .uid = pw->pw_uid, .gid = pw->pw_gid };
+		str_copy(p.name, sizeof(p.name), pw->pw_name);
+		if (str_copy(p.home, sizeof(p.home), pw->pw_dir) == 0) {
+			check_in_child(l, &p, q->password);
+			explicit_bzero(q->password, sizeof(q->password));
+			return;
+		}
+		why = "the home directory's name is too long";
+		status = -1;
 	}
 	explicit_bzero(q->password, sizeof(q->password));
-	char root[4096];
-	if (rep->status == 1 && expand_root(cfg->local_root, name, pw->pw_dir, root,
-					    sizeof(root)) < 0) {
-		why = "local_root gives no absolute directory";
-		rep->status = -1;
-	}
-	int conn = -1;
-	struct identity id = { .name = name, .system = true };
-	if (pw != NULL) {
-		id.uid = pw->pw_uid;
-		id.gid = pw->pw_gid;
-	}
-	if (rep->status == 1 && (conn = connect_helper(l, &id, root)) < 0) {
-		why = "no file helper";
-		rep->status = -1;
-	}
-	if (rep->status != 1) {
-		log_info("local users: user=%s refused: %s", LOG_Q(name), why);
-		answer(chan, rep, -1);
-		free(rep);
-		return;
-	}
-	rep->uid = pw->pw_uid;
-	rep->gid = pw->pw_gid;
-	str_copy(rep->name, sizeof(rep->name), pw->pw_name);
-	str_copy(rep->root, sizeof(rep->root), root);
-	answer(chan, rep, conn);
-	free(rep);
+	struct pending p = { .chan = chan };
+	str_copy(p.name, sizeof(p.name), name);
+	finish_login_pam(l, &p, status, why);
 }
 
 /* The helper's own privileges: root's uid, but only CAP_SETUID and CAP_SETGID. */
@@ -489,7 +596,8 @@ static void reap(struct local *l)
 
 static _Noreturn void helper_main(struct local *l)
 {
-	struct pollfd *fds = calloc(1 + LOCAL_MAX_CHANNELS + LOCAL_MAX_HELPERS, sizeof(*fds));
+	struct pollfd *fds = calloc(1 + LOCAL_MAX_CHANNELS + LOCAL_MAX_HELPERS + LOCAL_MAX_CHECKS,
+				    sizeof(*fds));
 	union msg_payload *m = malloc(sizeof(*m));
 	if (fds == NULL || m == NULL)
 		_exit(1);
@@ -501,6 +609,8 @@ static _Noreturn void helper_main(struct local *l)
 			fds[n++] = (struct pollfd){ .fd = l->chans[i], .events = POLLIN };
 		for (unsigned i = 0; i < l->n_helpers; i++)
 			fds[n++] = (struct pollfd){ .fd = l->helpers[i]->ctl, .events = POLLIN };
+		for (unsigned i = 0; i < l->n_pending; i++)
+			fds[n++] = (struct pollfd){ .fd = l->pending[i].pipe, .events = POLLIN };
 		/* A second at most: ended file helpers are reaped even when nothing comes. */
 		if (poll(fds, n, 1000) < 0) {
 			if (errno == EINTR)
@@ -537,10 +647,17 @@ static _Noreturn void helper_main(struct local *l)
 					serve_login(l, c, &m->LOCAL_LOGIN);
 				} else if (rc != -EAGAIN) {
 					/* The worker is gone (or broke the protocol): forget it. */
+					drop_pending_of(l, c);
 					close(c);
 					l->chans[i] = l->chans[--l->n_chans];
 				}
 				explicit_bzero(m, sizeof(*m));
+				continue;
+			}
+			for (i = 0; i < l->n_pending && l->pending[i].pipe != c; i++)
+				;
+			if (i < l->n_pending) {
+				finish_pending(l, i);
 				continue;
 			}
 			for (i = 0; i < l->n_helpers && l->helpers[i]->ctl != c; i++)

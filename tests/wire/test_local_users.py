@@ -247,3 +247,36 @@ def test_shell_check_is_optional(start_ferryd, accounts):
         c.expect("USER " + name, 331)
         c.expect("PASS " + password, 530)
     assert "the shell is not in /etc/shells" in checked.log
+
+
+def test_concurrent_logins_each_get_their_own_answer(srv, accounts):
+    """PAM checks run in parallel children of the local-auth helper: many logins at once,
+    right and wrong passwords mixed over two workers, each gets its own verdict."""
+    import threading
+    users = accounts["users"]
+    jobs = []
+    for i in range(16):
+        name, password = users["ab"[i % 2]][:2]
+        jobs.append((name, password if i % 3 else "wrong-" + password))
+    results = [None] * len(jobs)
+
+    def run(i):
+        name, password = jobs[i]
+        with Control(srv.host, srv.port) as c:
+            c.expect("USER " + name, 331)
+            r = c.cmd("PASS " + password)
+            results[i] = r.code
+            if r.code == 230:
+                results[i] = (230, c.expect("PWD", 257).text)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i, (name, password) in enumerate(jobs):
+        if password.startswith("wrong-"):
+            assert results[i] == 530, (i, results[i])
+        else:
+            assert results[i] == (230, '"/" is the current directory.'), (i, results[i])
+    assert srv.log.count(" login client=") == sum(1 for _, p in jobs if not p.startswith("wrong-"))
