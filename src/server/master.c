@@ -21,6 +21,7 @@
 #include "server/pasv_broker.h"
 #include "server/local_auth.h"
 #include "server/port20.h"
+#include "server/sd_notify.h"
 #include "server/privdrop.h"
 #include "server/resolver.h"
 #include "server/sandbox.h"
@@ -44,6 +45,7 @@ void master_stop(struct master *m, int status)
 	if (m->stopping)
 		return;
 	m->stopping = true;
+	sd_notifier_send(m->notify, "STOPPING=1");
 	log_info("shutting down: no new sessions; transfers may run %u s",
 		 m->cfg->shutdown_timeout);
 	master_accept_stop(m);
@@ -224,6 +226,13 @@ static void reload_files(struct master *m)
 /* What start-up read with its privileges, a reload reads with the one it kept for that. */
 static void reload(struct master *m)
 {
+	/* systemd >= 253 wants the time with it (Type=notify-reload); older ones ignore it. */
+	char state[64];
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+	sd_notifier_send(m->notify, state);
 	int rc = privdrop_read_privilege(true);
 	if (rc < 0)
 		log_warn("reload: cannot raise CAP_DAC_READ_SEARCH: %s; reading the files as user %s",
@@ -231,6 +240,33 @@ static void reload(struct master *m)
 	reload_files(m);
 	if ((rc = privdrop_read_privilege(false)) < 0)
 		log_error("reload: cannot lower CAP_DAC_READ_SEARCH again: %s", strerror(-rc));
+	/* Reloaded or not (a bad file keeps the running configuration): serving either way. */
+	sd_notifier_send(m->notify, "READY=1");
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	sd_notifier_send(m->notify, "WATCHDOG=1");
+}
+
+/* READY=1, and the watchdog's pings from the loop when the manager asks for them. */
+static int notify_ready(struct master *m)
+{
+	char state[96];
+	snprintf(state, sizeof(state), "READY=1\nSTATUS=serving with %u workers",
+		 live_workers(m, false));
+	sd_notifier_send(m->notify, state);
+	uint64_t usec = sd_notifier_watchdog_usec(m->notify);
+	if (usec == 0)
+		return 0;
+	m->watchdog_ev = event_new(m->base, -1, EV_PERSIST, on_watchdog, m);
+	struct timeval tv = { .tv_sec = (time_t)(usec / 1000000u),
+			      .tv_usec = (suseconds_t)(usec % 1000000u) };
+	if (m->watchdog_ev == NULL || event_add(m->watchdog_ev, &tv) < 0)
+		return -1;
+	sd_notifier_send(m->notify, "WATCHDOG=1");
+	return 0;
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -368,6 +404,9 @@ static void master_free(struct master *m)
 		event_free(m->respawn_timer);
 	if (m->evict_timer != NULL)
 		event_free(m->evict_timer);
+	if (m->watchdog_ev != NULL)
+		event_free(m->watchdog_ev);
+	sd_notifier_free(m->notify);
 	master_login_free(m);
 	if (m->base != NULL)
 		event_base_free(m->base);
@@ -406,6 +445,8 @@ int master_main(struct config *cfg, int argc, char **argv)
 	m->reserve_fd = -1;
 	TAILQ_INIT(&m->unauth);
 	log_set_role("master");
+	/* Connected now: after the privilege drop its path may be out of reach. */
+	m->notify = sd_notifier_open();
 	set_worker_capacity(m);
 	signal(SIGPIPE, SIG_IGN);
 	/* Before the privilege drop: the checks judge the privileges ferryd started with. */
@@ -417,6 +458,11 @@ int master_main(struct config *cfg, int argc, char **argv)
 	}
 	fill_workers(m);
 	log_info("ready: %u workers", live_workers(m, false));
+	if (notify_ready(m) < 0) {
+		log_error("cannot start the watchdog's timer");
+		master_free(m);
+		return 1;
+	}
 
 	event_base_dispatch(m->base);
 

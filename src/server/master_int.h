@@ -36,6 +36,7 @@
 
 struct master;
 struct user_count;
+struct sd_notifier;
 
 struct worker_slot {
 	struct master *m;       /* the channel handlers' way back */
@@ -97,6 +98,8 @@ struct master {
 	int port20_ctl;
 	pid_t port20_pid;
 	int local_ctl;          /* the local-users helper (local_auth.c), or -1 */
+	struct sd_notifier *notify; /* the service manager ($NOTIFY_SOCKET), or NULL */
+	struct event *watchdog_ev;  /* WATCHDOG=1 from the loop, when asked for */
 	pid_t local_pid;
 	struct pasv_broker *broker;
 	struct resolver *pasv_resolver; /* pasv_address when it is a host name */
