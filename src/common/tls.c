@@ -229,6 +229,34 @@ static BIO *pem_bio(const char *p, size_t n)
 	return BIO_new_mem_buf(p, n > (size_t)INT32_MAX ? INT32_MAX : (int)n);
 }
 
+/* An ASN.1 time as "2026-12-08 06:00:00 UTC" (a static buffer: one use at a time). */
+static const char *asn1_time_text(const ASN1_TIME *t)
+{
+	static char out[32];
+	struct tm tm;
+	if (ASN1_TIME_to_tm(t, &tm) != 1 ||
+	    strftime(out, sizeof(out), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(out, sizeof(out), "(unreadable date)");
+	return out;
+}
+
+int tls_cert_days_left(const char *pem, size_t n, long *days)
+{
+	BIO *b = pem_bio(pem, n);
+	X509 *x = b != NULL ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	ERR_clear_error();
+	if (x == NULL)
+		return -1;
+	int d = 0, sec = 0;
+	int ok = ASN1_TIME_diff(&d, &sec, NULL, X509_get0_notAfter(x));
+	X509_free(x);
+	if (ok != 1)
+		return -1;
+	*days = d;
+	return 0;
+}
+
 /* The leaf certificate, then every further certificate as the chain. */
 static int load_certs(SSL_CTX *c, const char *p, size_t n, bool leaf_first, char *err,
 		      size_t errsz)
@@ -243,6 +271,15 @@ static int load_certs(SSL_CTX *c, const char *p, size_t n, bool leaf_first, char
 		X509 *leaf = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
 		if (leaf == NULL || SSL_CTX_use_certificate(c, leaf) != 1) {
 			set_error(err, errsz, "tls_cert: no usable certificate");
+			rc = -1;
+		} else if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
+			/* Every client would refuse it: better said at start than by each of them. */
+			snprintf(err, errsz, "tls_cert: the certificate expired on %s",
+				 asn1_time_text(X509_get0_notAfter(leaf)));
+			rc = -1;
+		} else if (X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0) {
+			snprintf(err, errsz, "tls_cert: the certificate is not valid before %s",
+				 asn1_time_text(X509_get0_notBefore(leaf)));
 			rc = -1;
 		}
 		X509_free(leaf);
@@ -266,13 +303,23 @@ static int load_key(SSL_CTX *c, const char *p, size_t n, char *err, size_t errsz
 	EVP_PKEY *k = b != NULL ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
 	int rc = 0;
-	if (k == NULL || SSL_CTX_use_PrivateKey(c, k) != 1) {
+	X509 *leaf = SSL_CTX_get0_certificate(c);
+	/* Said in words: OpenSSL's "key values mismatch" names neither file. */
+	if (k == NULL) {
+		snprintf(err, errsz, "tls_key: no private key in it (PEM, unencrypted)");
+		rc = -1;
+	} else if (leaf != NULL && X509_check_private_key(leaf, k) != 1) {
+		snprintf(err, errsz, "tls_key does not match tls_cert: it is another "
+				     "certificate's key");
+		rc = -1;
+	} else if (SSL_CTX_use_PrivateKey(c, k) != 1) {
 		set_error(err, errsz, "tls_key: no usable private key");
 		rc = -1;
 	} else if (SSL_CTX_check_private_key(c) != 1) {
 		set_error(err, errsz, "tls_key does not match tls_cert");
 		rc = -1;
 	}
+	ERR_clear_error();
 	EVP_PKEY_free(k);
 	return rc;
 }

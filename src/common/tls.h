@@ -232,4 +232,10 @@ void tls_stream_peer_info(const struct tls_stream *t, struct tls_peer_info *out)
  */
 int tls_client_versions(struct tls_ctx *ctx, int min_version, int max_version);
 
+/*
+ * Whole days from now until the first certificate of pem (n bytes) expires (negative
+ * when it has); 0 or -1 when there is no readable certificate.
+ */
+int tls_cert_days_left(const char *pem, size_t n, long *days);
+
 #endif

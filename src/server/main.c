@@ -3,6 +3,7 @@
  * (internal), or the master after the configuration has been loaded and validated.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/num.h"
+#include "common/tls.h"
 #include "server/checks.h"
 #include "server/config.h"
 #include "server/file_helper.h"
@@ -71,6 +73,24 @@ static void check_user_db(const struct config *cfg)
 		snprintf(line, sizeof(line), "users_pg: reached, table ferry_users readable");
 	print_check(stderr, err[0] != '\0' ? CHECK_WARNING : CHECK_NOTE, line);
 	pg_store_free(st);
+}
+
+/* A certificate that expires within 30 days: said at start-up, while there is time. */
+static void warn_cert_expiry(const char *file)
+{
+	if (file[0] == '\0')
+		return;
+	FILE *f = fopen(file, "re");
+	if (f == NULL)
+		return; /* tls_files_load has said why */
+	static char pem[1 << 20];
+	size_t n = fread(pem, 1, sizeof(pem), f);
+	fclose(f);
+	long days;
+	if (tls_cert_days_left(pem, n, &days) == 0 && days < 30)
+		fprintf(stderr, "warning: tls_cert %s expires in %ld days: renew it before "
+				"clients refuse it\n",
+			file, days);
 }
 
 static int parse_fd(const char *s)
@@ -145,6 +165,14 @@ int main(int argc, char **argv)
 		free(cfg);
 		return 2;
 	}
+	/* As root, ferryd becomes `user`: one that does not exist would fail only then. */
+	if (geteuid() == 0 && getpwnam(cfg->user) == NULL) {
+		fprintf(stderr, "user %s does not exist: create it (useradd --system --no-create-home "
+				"%s) or name another in user\n",
+			cfg->user, cfg->user);
+		free(cfg);
+		return 2;
+	}
 	if (cfg->users_file[0] != '\0') {
 		struct users *u;
 		if (users_load(cfg->users_file, &u, stderr) < 0) {
@@ -190,6 +218,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		close(fd);
+		warn_cert_expiry(cfg->tls_cert);
 	}
 	if (check_only) {
 		checks_run(cfg, print_check, stderr);
